@@ -1,0 +1,1 @@
+//! Validation of names, labels and annotations (to be written).

@@ -1,0 +1,1 @@
+//! In-memory event window and watcher fan-out (to be written).
