@@ -211,6 +211,7 @@ impl SqliteStore {
 
     /// Counters for `/metrics`.
     pub fn metrics(&self) -> StoreMetrics {
+        let watchers = self.shared.hub.watchers();
         let c = lock(&self.shared.metrics);
         let mut cumulative = 0;
         let buckets = COMMIT_LATENCY_BUCKETS
@@ -229,7 +230,7 @@ impl SqliteStore {
                 sum: c.sum,
                 count: c.count,
             },
-            watchers: self.shared.hub.watchers(),
+            watchers,
         }
     }
 
@@ -298,7 +299,7 @@ impl Store for SqliteStore {
                 let fetch = if limit == 0 {
                     -1
                 } else {
-                    i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1
+                    i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
                 };
                 let mut items = {
                     let mut stmt = tx.prepare_cached(&sql)?;
@@ -1013,6 +1014,11 @@ mod tests {
             .await
             .expect("exact page");
         assert!(!exact.more);
+        let huge = store
+            .list("/core/pods/a/", None, usize::MAX)
+            .await
+            .expect("huge limit");
+        assert_eq!((huge.items.len(), huge.more), (3, false));
 
         assert_eq!(
             store
@@ -1150,6 +1156,32 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_updates_with_one_expected_revision_let_exactly_one_win() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let base = store.create("/r/a", pod("a")).await.expect("create");
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let mut other = pod("a");
+                other["spec"]["x"] = json!(i);
+                store.update("/r/a", other, Some(base.mod_revision)).await
+            }));
+        }
+        let mut won = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(_) => won += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert_eq!(won, 1);
+        assert_eq!(store.current_revision(), base.mod_revision + 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_creates_group_commit() {
         const TASKS: usize = 32;
         const PER_TASK: usize = 157; // 5,024 writes in all
@@ -1190,6 +1222,12 @@ mod tests {
             m.commits
         );
         assert_eq!(m.commit_latency.count, m.commits);
+        let counts: Vec<u64> = m.commit_latency.buckets.iter().map(|b| b.1).collect();
+        assert!(
+            counts.windows(2).all(|w| w[0] <= w[1]),
+            "buckets are cumulative"
+        );
+        assert!(counts.last().is_some_and(|n| *n <= m.commit_latency.count));
         println!(
             "{total} creates from {TASKS} tasks in {elapsed:?}: {:.0} writes/s, {} commits",
             total as f64 / elapsed.as_secs_f64(),
