@@ -14,7 +14,7 @@
 mod sqlite;
 mod watch;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 pub use watch::{Event, EventType, Watcher};
 
 use async_trait::async_trait;
@@ -51,10 +51,17 @@ pub enum StoreError {
     NotFound { key: String },
     /// The caller's expected revision is not the stored one.
     #[error("key {key} was modified: expected revision {expected}, found {actual}")]
-    Conflict { key: String, expected: Revision, actual: Revision },
+    Conflict {
+        key: String,
+        expected: Revision,
+        actual: Revision,
+    },
     /// A watch asked for a revision older than the events still held in memory.
     #[error("revision {requested} is too old; the oldest held is {oldest}")]
-    Expired { requested: Revision, oldest: Revision },
+    Expired {
+        requested: Revision,
+        oldest: Revision,
+    },
     #[error("value for key {key} is not a JSON object")]
     NotAnObject { key: String },
     #[error("sqlite at {path}")]
@@ -63,8 +70,44 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("store directory {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the store is closed")]
     Closed,
+}
+
+/// Upper bounds (seconds) of the commit-latency histogram buckets.
+pub const COMMIT_LATENCY_BUCKETS: [f64; 10] =
+    [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// A point-in-time copy of the store's counters, for the API server's `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoreMetrics {
+    /// Transactions committed (each holds one or more writes).
+    pub commits: u64,
+    /// Writes that were committed (failed compare-and-swaps are not counted).
+    pub writes: u64,
+    /// Time from the start of a write transaction to the end of its COMMIT (fsync
+    /// included).
+    pub commit_latency: Histogram,
+    /// Watchers currently open.
+    pub watchers: usize,
+}
+
+/// A Prometheus-style histogram: cumulative bucket counts, sum and count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Histogram {
+    /// `(upper bound in seconds, observations <= bound)`, bounds ascending; the
+    /// `+Inf` bucket is `count`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Sum of all observations, in seconds.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
 }
 
 /// The operations the API server needs from a store.
