@@ -1,1 +1,1 @@
-//! (to be written)
+pub mod table;
