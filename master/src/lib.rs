@@ -1,8 +1,10 @@
 //! The bosun master: the Kubernetes-compatible API server (`apiserver`), the durable
-//! store behind it (`store`), authentication and PKI (`auth`) and the patch engines
-//! (`patch`). Controllers and the scheduler will live here too; the agent does not.
+//! store behind it (`store`), authentication and PKI (`auth`), the patch engines
+//! (`patch`) and the process that ties them together (`daemon`). Controllers and the
+//! scheduler will live here too; the agent does not.
 
 pub mod apiserver;
 pub mod auth;
+pub mod daemon;
 pub mod patch;
 pub mod store;

@@ -929,15 +929,18 @@ fn field_manager(q: &Query, user_agent: &str) -> String {
 }
 
 fn patch_error(res: &Resource, name: &str, e: patch::PatchError) -> ApiError {
-    use patch::PatchError;
-    match e {
-        PatchError::Conflict { .. } => ApiError::conflict_msg(res, name, &e.to_string()),
-        PatchError::Invalid { .. } => ApiError::bad_request(e.to_string()),
-        other => ApiError::new(422, "Invalid", other.to_string()),
+    match e.http_status() {
+        409 => ApiError {
+            details: Some(json!({ "name": name, "group": res.group, "kind": res.plural })),
+            ..ApiError::new(409, "Conflict", e.to_string())
+        },
+        400 => ApiError::bad_request(e.to_string()),
+        _ => ApiError::new(422, "Invalid", e.to_string()),
     }
 }
 
 /// DeleteOptions from the body (kubectl, Python) or the query.
+#[derive(Clone, Debug)]
 pub struct DeleteOptions {
     pub grace_period: Option<i64>,
     pub propagation: Option<String>,

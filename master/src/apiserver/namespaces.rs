@@ -91,7 +91,7 @@ impl Server {
                 left += 1;
                 let obj = parse_value(&kv)?;
                 // Pods on no node or with no agent to finish them go at once.
-                let mut opts_now = DeleteOptions { ..opts.clone_shallow() };
+                let mut opts_now = opts.clone();
                 if res.kind == "Pod" {
                     opts_now.grace_period = Some(0);
                 }

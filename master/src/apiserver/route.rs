@@ -147,7 +147,7 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 /// The query parameters of a request, decoded. A repeated key keeps every value.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Query {
     params: HashMap<String, Vec<String>>,
 }
@@ -180,6 +180,17 @@ impl Query {
 
     pub fn non_empty(&self, key: &str) -> Option<&str> {
         self.get(key).filter(|v| !v.is_empty())
+    }
+
+    /// A copy with `term` added to the field selector (a watch of one named object).
+    pub fn with_field_selector(&self, term: &str) -> Self {
+        let mut params = self.params.clone();
+        let merged = match self.non_empty("fieldSelector") {
+            Some(existing) => format!("{existing},{term}"),
+            None => term.to_string(),
+        };
+        params.insert("fieldSelector".into(), vec![merged]);
+        Self { params }
     }
 }
 
