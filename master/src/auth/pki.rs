@@ -73,7 +73,7 @@ impl Pair {
     }
 }
 
-/// A leaf certificate after loading: its DER, key and whether it was (re)issued.
+/// A leaf certificate after loading: its DER, its key and what it says.
 struct Leaf {
     der: CertificateDer<'static>,
     key: KeyPair,
