@@ -19,6 +19,7 @@ mod watch;
 pub use self::http::MAX_BODY;
 pub use metrics::CommitStats;
 pub use namespaces::Cidr;
+pub use discovery::{KUBE_MAJOR, KUBE_MINOR};
 pub use status::ApiError;
 
 use self::http::{bytes_response, error_response, json_response, read_body, Body};
