@@ -26,10 +26,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the master: the Kubernetes API server with its durable store.
-    #[command(after_help = "Example:\n  bosun master --data-dir /var/lib/bosun --listen 0.0.0.0:6443 --advertise-address 10.0.0.5\n  kubectl --kubeconfig /var/lib/bosun/admin.kubeconfig get ns")]
+    #[command(
+        after_help = "Example:\n  bosun master --data-dir /var/lib/bosun --listen 0.0.0.0:6443 --advertise-address 10.0.0.5\n  kubectl --kubeconfig /var/lib/bosun/admin.kubeconfig get ns"
+    )]
     Master(MasterArgs),
     /// Run the agent on a host: kubelet, runtime, pod network and service proxy.
-    #[command(after_help = "Example:\n  bosun agent --server https://10.0.0.5:6443 --token-file /etc/bosun/join-token --node-name n1")]
+    #[command(
+        after_help = "Example:\n  bosun agent --server https://10.0.0.5:6443 --token-file /etc/bosun/join-token --node-name n1"
+    )]
     Agent(AgentArgs),
     /// Run a master and an agent on this host in one process.
     #[command(after_help = "Example:\n  bosun up --data-dir /var/lib/bosun")]
@@ -41,7 +45,9 @@ enum Command {
     #[command(after_help = "Example:\n  bosun image import --data-dir /var/lib/bosun busybox.tar")]
     Image(ImageArgs),
     /// Run simulated (hollow) nodes for scale tests.
-    #[command(after_help = "Example:\n  bosun hollow --server https://127.0.0.1:6443 --token-file join-token --nodes 100")]
+    #[command(
+        after_help = "Example:\n  bosun hollow --server https://127.0.0.1:6443 --token-file join-token --nodes 100"
+    )]
     Hollow(HollowArgs),
     /// Print bosun's version and the Kubernetes version it serves.
     #[command(after_help = "Example:\n  bosun version")]
@@ -118,7 +124,12 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
                 return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                     ExitCode::from(EXIT_USAGE)
@@ -127,7 +138,11 @@ fn main() -> ExitCode {
                 };
             }
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
             eprintln!("bosun: {first} (see bosun --help)");
             return ExitCode::from(EXIT_USAGE);
         }
@@ -135,13 +150,15 @@ fn main() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Master(a) => run_master(a),
-        Command::Token(TokenCommand::Create(a)) => match master::auth::create_join_token(&a.data_dir) {
-            Ok(token) => {
-                println!("{token}");
-                ExitCode::SUCCESS
+        Command::Token(TokenCommand::Create(a)) => {
+            match master::auth::create_join_token(&a.data_dir) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail("bosun token create", &e),
             }
-            Err(e) => fail("bosun token create", &e),
-        },
+        }
         Command::Version => {
             println!(
                 "bosun {} (Kubernetes API v{}.{})",
@@ -192,7 +209,10 @@ fn run_master(a: MasterArgs) -> ExitCode {
         service_cidr: a.service_cidr,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail("bosun master: starting the runtime", &e),
     };

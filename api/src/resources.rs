@@ -10,7 +10,7 @@ pub enum Scope {
 }
 
 /// One served resource.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resource {
     /// API group; `""` is the core group (served under `/api`).
     pub group: &'static str,

@@ -57,14 +57,18 @@ pub async fn run(opts: MasterOptions) -> Result<(), MasterError> {
         dir: opts.data_dir.display().to_string(),
         source,
     })?;
-    let creds = auth::prepare(&opts.data_dir, opts.listen, opts.advertise_address).map_err(
-        |source| MasterError::Auth {
-            dir: opts.data_dir.display().to_string(),
-            source,
-        },
-    )?;
-    let store = SqliteStore::open(&opts.data_dir.join("db").join("state.db"), SqliteOptions::default())
-        .map_err(MasterError::Store)?;
+    let creds =
+        auth::prepare(&opts.data_dir, opts.listen, opts.advertise_address).map_err(|source| {
+            MasterError::Auth {
+                dir: opts.data_dir.display().to_string(),
+                source,
+            }
+        })?;
+    let store = SqliteStore::open(
+        &opts.data_dir.join("db").join("state.db"),
+        SqliteOptions::default(),
+    )
+    .map_err(MasterError::Store)?;
     let stats_store = store.clone();
     let stats: apiserver::StoreStats = Arc::new(move || {
         let m = stats_store.metrics();
@@ -78,10 +82,7 @@ pub async fn run(opts: MasterOptions) -> Result<(), MasterError> {
             m.watchers as u64,
         )
     });
-    let advertise = creds
-        .server_url
-        .trim_start_matches("https://")
-        .to_string();
+    let advertise = creds.server_url.trim_start_matches("https://").to_string();
     let server = Server::new(
         store.clone() as Arc<dyn Store>,
         apiserver::Config {

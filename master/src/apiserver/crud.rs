@@ -65,12 +65,13 @@ pub struct ListOptions {
 
 impl ListOptions {
     pub fn from_query(res: &Resource, q: &Query) -> Result<Self, ApiError> {
-        let labels = match q.non_empty("labelSelector") {
-            Some(s) => Some(LabelSelector::parse(s).map_err(|e| {
-                ApiError::bad_request(format!("unable to parse requirement: {e}"))
-            })?),
-            None => None,
-        };
+        let labels =
+            match q.non_empty("labelSelector") {
+                Some(s) => Some(LabelSelector::parse(s).map_err(|e| {
+                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
+                })?),
+                None => None,
+            };
         let fields = match q.non_empty("fieldSelector") {
             Some(s) => {
                 let f = FieldSelector::parse(s)
@@ -82,9 +83,10 @@ impl ListOptions {
             None => None,
         };
         let limit = match q.non_empty("limit") {
-            Some(l) => l.parse::<i64>().map(|l| l.max(0) as usize).map_err(|_| {
-                ApiError::bad_request(format!("invalid limit: {l}"))
-            })?,
+            Some(l) => l
+                .parse::<i64>()
+                .map(|l| l.max(0) as usize)
+                .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?,
             None => 0,
         };
         let continue_after = match q.non_empty("continue") {
@@ -167,7 +169,11 @@ impl Server {
         let mut items = Vec::new();
         let mut parsed = Vec::new();
         let mut start = opts.continue_after.clone();
-        let page = if opts.limit > 0 { opts.limit.max(100) } else { 0 };
+        let page = if opts.limit > 0 {
+            opts.limit.max(100)
+        } else {
+            0
+        };
         let mut revision;
         let mut continue_token = None;
         loop {
@@ -390,7 +396,9 @@ impl Server {
     ) -> Result<Response<Body>, ApiError> {
         let obj = parse_object(&body, content_type)?;
         if dry_run(q) {
-            return Err(ApiError::bad_request("dryRun is not supported by bosun yet"));
+            return Err(ApiError::bad_request(
+                "dryRun is not supported by bosun yet",
+            ));
         }
         let manager = field_manager(q, user_agent);
         let created = self
@@ -469,7 +477,10 @@ impl Server {
                     }
                 }
             }
-            if !new["metadata"].get("managedFields").is_some_and(Value::is_array) {
+            if !new["metadata"]
+                .get("managedFields")
+                .is_some_and(Value::is_array)
+            {
                 if let Some(mf) = old["metadata"].get("managedFields") {
                     new["metadata"]["managedFields"] = mf.clone();
                 }
@@ -483,7 +494,10 @@ impl Server {
         };
         defaults::apply(res.kind, &mut result);
         if objects::has_generation(res.kind) && result.get("spec") != old.get("spec") {
-            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             result["metadata"]["generation"] = json!(g + 1);
         }
         let causes = validate(res.kind, &result, Some(old));
@@ -541,23 +555,30 @@ impl Server {
     ) -> Result<Response<Body>, ApiError> {
         let new = parse_object(&body, content_type)?;
         if dry_run(q) {
-            return Err(ApiError::bad_request("dryRun is not supported by bosun yet"));
+            return Err(ApiError::bad_request(
+                "dryRun is not supported by bosun yet",
+            ));
         }
         let manager = field_manager(q, user_agent);
         let key = self.key(t, name);
         let sub = t.subresource.as_deref();
-        let precondition: Option<Revision> = match new
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            Some(rv) => Some(rv.parse().map_err(|_| {
-                ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
-            })?),
-            None => None,
-        };
+        let precondition: Option<Revision> =
+            match new
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                Some(rv) => Some(rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                })?),
+                None => None,
+            };
         for _ in 0..MAX_RETRIES {
-            let current = self.store.get(&key).await.map_err(|e| store_error(t.res, name, e))?;
+            let current = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| store_error(t.res, name, e))?;
             let Some(kv) = current else {
                 if sub.is_none() && matches!(t.res.kind, "Endpoints" | "Lease" | "Event") {
                     let created = self
@@ -574,7 +595,17 @@ impl Server {
             }
             let old = parse_value(&kv)?;
             match self
-                .write_update(t.res, &key, name, new.clone(), &old, kv.mod_revision, sub, &manager, true)
+                .write_update(
+                    t.res,
+                    &key,
+                    name,
+                    new.clone(),
+                    &old,
+                    kv.mod_revision,
+                    sub,
+                    &manager,
+                    true,
+                )
                 .await
             {
                 Err(e) if e.reason == "Conflict" && precondition.is_none() => continue,
@@ -599,7 +630,9 @@ impl Server {
         let key = self.key(t, name);
         let sub = t.subresource.as_deref();
         if dry_run(q) {
-            return Err(ApiError::bad_request("dryRun is not supported by bosun yet"));
+            return Err(ApiError::bad_request(
+                "dryRun is not supported by bosun yet",
+            ));
         }
         let patch_doc = match media.as_str() {
             "application/merge-patch+json"
@@ -635,14 +668,19 @@ impl Server {
         };
         let force = q.flag("force");
         for _ in 0..MAX_RETRIES {
-            let current = self.store.get(&key).await.map_err(|e| store_error(t.res, name, e))?;
+            let current = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| store_error(t.res, name, e))?;
             let Some(kv) = current else {
                 if is_apply && sub.is_none() {
                     let mut applied = patch_doc.clone();
                     objects::ensure_type(t.res, &mut applied, kind)
                         .map_err(ApiError::bad_request)?;
-                    let mut obj = patch::apply::apply(None, &applied, &manager, force, &now_rfc3339())
-                        .map_err(|e| patch_error(t.res, name, e))?;
+                    let mut obj =
+                        patch::apply::apply(None, &applied, &manager, force, &now_rfc3339())
+                            .map_err(|e| patch_error(t.res, name, e))?;
                     if obj.pointer("/metadata/name").is_none() {
                         obj["metadata"]["name"] = json!(name);
                     }
@@ -660,8 +698,9 @@ impl Server {
                     patch::merge::apply(&mut v, &patch_doc);
                     v
                 }
-                "application/json-patch+json" => patch::json::apply(&old, &patch_doc)
-                    .map_err(|e| patch_error(t.res, name, e))?,
+                "application/json-patch+json" => {
+                    patch::json::apply(&old, &patch_doc).map_err(|e| patch_error(t.res, name, e))?
+                }
                 "application/strategic-merge-patch+json" => {
                     patch::strategic::apply(&old, &patch_doc, kind)
                         .map_err(|e| patch_error(t.res, name, e))?
@@ -687,10 +726,27 @@ impl Server {
             }
             let explicit = patch_doc.pointer("/metadata/resourceVersion").is_some();
             match self
-                .write_update(t.res, &key, name, patched, &old, kv.mod_revision, sub, &manager, !is_apply)
+                .write_update(
+                    t.res,
+                    &key,
+                    name,
+                    patched,
+                    &old,
+                    kv.mod_revision,
+                    sub,
+                    &manager,
+                    !is_apply,
+                )
                 .await
             {
-                Err(e) if e.reason == "Conflict" && !explicit && e.details.is_some() && e.message.contains("has been modified") => continue,
+                Err(e)
+                    if e.reason == "Conflict"
+                        && !explicit
+                        && e.details.is_some()
+                        && e.message.contains("has been modified") =>
+                {
+                    continue
+                }
                 Err(e) => return Err(e),
                 Ok(stored) => return Ok(json_response(200, &stored)),
             }
@@ -710,7 +766,13 @@ impl Server {
         for _ in 0..MAX_RETRIES {
             let (old, rev) = self.get_current(t.res, &key, name).await?;
             match self.delete_one(t.res, &key, name, old, rev, &opts).await {
-                Err(e) if e.reason == "Conflict" && opts.precondition_rv.is_none() && e.message.contains("has been modified") => continue,
+                Err(e)
+                    if e.reason == "Conflict"
+                        && opts.precondition_rv.is_none()
+                        && e.message.contains("has been modified") =>
+                {
+                    continue
+                }
                 Err(e) => return Err(e),
                 Ok(resp) => return Ok(resp),
             }
@@ -730,13 +792,19 @@ impl Server {
         rev: Revision,
         opts: &DeleteOptions,
     ) -> Result<Response<Body>, ApiError> {
-        let uid = old.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
+        let uid = old
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if let Some(p) = &opts.precondition_uid {
             if *p != uid {
                 return Err(ApiError::conflict_msg(
                     res,
                     name,
-                    &format!("Precondition failed: UID in precondition: {p}, UID in object meta: {uid}"),
+                    &format!(
+                        "Precondition failed: UID in precondition: {p}, UID in object meta: {uid}"
+                    ),
                 ));
             }
         }
@@ -764,12 +832,22 @@ impl Server {
             }
             keep = true;
         } else if res.kind == "Pod" {
-            let bound = old.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-            let phase = old.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+            let bound = old
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            let phase = old
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let grace = opts.grace_period.unwrap_or_else(|| {
-                old.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30)
+                old.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30)
             });
-            let current_grace = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+            let current_grace = old
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
             let terminal = matches!(phase, "Succeeded" | "Failed");
             if bound && grace > 0 && !terminal && current_grace.is_none_or(|g| grace < g) {
                 updated["metadata"]["deletionTimestamp"] = json!(objects::later_rfc3339(grace));
@@ -845,7 +923,10 @@ impl Server {
                 .and_then(Value::as_str)
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(0);
-            match self.delete_one(t.res, &key, &name, obj.clone(), rev, &opts).await {
+            match self
+                .delete_one(t.res, &key, &name, obj.clone(), rev, &opts)
+                .await
+            {
                 Ok(_) => deleted.push(obj),
                 Err(e) if e.code == 404 || e.code == 409 => {}
                 Err(e) => return Err(e),
@@ -866,7 +947,8 @@ impl Server {
     async fn after_create(&self, res: &Resource, obj: &Value) {
         if res.kind == "Namespace" && res.group.is_empty() {
             let ns = name_of(obj).to_string();
-            self.ensure_default_service_account(&ns).await;
+            // Boxed: creating the account goes through create_object again.
+            Box::pin(self.ensure_default_service_account(&ns)).await;
         }
     }
 
@@ -954,7 +1036,9 @@ impl DeleteOptions {
             json!({})
         } else {
             serde_json::from_slice(body).map_err(|e| {
-                ApiError::bad_request(format!("the request body could not be decoded as DeleteOptions: {e}"))
+                ApiError::bad_request(format!(
+                    "the request body could not be decoded as DeleteOptions: {e}"
+                ))
             })?
         };
         let grace_period = match b.get("gracePeriodSeconds").and_then(Value::as_i64) {
@@ -971,7 +1055,8 @@ impl DeleteOptions {
             .and_then(Value::as_str)
             .map(str::to_string)
             .or_else(|| q.non_empty("propagationPolicy").map(str::to_string));
-        if propagation.is_none() && b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+        if propagation.is_none() && b.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+        {
             propagation = Some("Orphan".into());
         }
         if let Some(p) = &propagation {
@@ -985,7 +1070,10 @@ impl DeleteOptions {
         Ok(Self {
             grace_period: grace_period.map(|g| g.max(0)),
             propagation,
-            precondition_uid: pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_string),
+            precondition_uid: pre
+                .and_then(|p| p.get("uid"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
             precondition_rv: pre
                 .and_then(|p| p.get("resourceVersion"))
                 .and_then(Value::as_str)

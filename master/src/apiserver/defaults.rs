@@ -119,14 +119,20 @@ pub fn pod_spec(spec: &mut Value, is_pod: bool) {
     default(s, "securityContext", json!({}));
     if is_pod {
         default(s, "serviceAccountName", json!("default"));
-        let sa = s.get("serviceAccountName").cloned().unwrap_or(json!("default"));
+        let sa = s
+            .get("serviceAccountName")
+            .cloned()
+            .unwrap_or(json!("default"));
         default(s, "serviceAccount", sa);
         default(s, "enableServiceLinks", json!(true));
         default(s, "preemptionPolicy", json!("PreemptLowerPriority"));
         default(s, "priority", json!(0));
         let tolerations = s.entry("tolerations").or_insert_with(|| json!([]));
         if let Some(list) = tolerations.as_array_mut() {
-            for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+            for key in [
+                "node.kubernetes.io/not-ready",
+                "node.kubernetes.io/unreachable",
+            ] {
                 let present = list.iter().any(|t| {
                     t.get("key").and_then(Value::as_str) == Some(key)
                         && t.get("effect").and_then(Value::as_str) == Some("NoExecute")
@@ -173,7 +179,11 @@ pub fn pull_policy(image: &str) -> &'static str {
 }
 
 fn container(c: &mut Value) {
-    let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let Some(c) = obj(c) else { return };
     default(c, "imagePullPolicy", json!(pull_policy(&image)));
     default(c, "terminationMessagePath", json!("/dev/termination-log"));
@@ -189,7 +199,11 @@ fn container(c: &mut Value) {
     }
     // Limits without requests: requests default to the limits.
     if let Some(res) = c.get_mut("resources").and_then(obj) {
-        if let Some(limits) = res.get("limits").cloned().and_then(|l| l.as_object().cloned()) {
+        if let Some(limits) = res
+            .get("limits")
+            .cloned()
+            .and_then(|l| l.as_object().cloned())
+        {
             let requests = res.entry("requests").or_insert_with(|| json!({}));
             if let Some(requests) = obj(requests) {
                 for (k, v) in limits {
@@ -206,7 +220,11 @@ fn service(object: &mut Value) {
     };
     default(spec, "type", json!("ClusterIP"));
     default(spec, "sessionAffinity", json!("None"));
-    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if ty != "ExternalName" {
         default(spec, "ipFamilies", json!(["IPv4"]));
         default(spec, "ipFamilyPolicy", json!("SingleStack"));
@@ -254,7 +272,10 @@ mod tests {
         assert_eq!(s["containers"][0]["imagePullPolicy"], "Always");
         assert_eq!(s["containers"][1]["imagePullPolicy"], "IfNotPresent");
         assert_eq!(s["containers"][1]["ports"][0]["protocol"], "TCP");
-        assert_eq!(s["containers"][0]["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(
+            s["containers"][0]["terminationMessagePath"],
+            "/dev/termination-log"
+        );
         assert_eq!(s["tolerations"].as_array().unwrap().len(), 2);
         // Idempotent.
         let before = pod.clone();
@@ -277,7 +298,9 @@ mod tests {
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
-        assert!(d["spec"]["template"]["spec"].get("serviceAccountName").is_none());
+        assert!(d["spec"]["template"]["spec"]
+            .get("serviceAccountName")
+            .is_none());
         let mut s = json!({"spec": {"ports": [{"port": 80}]}});
         apply("Service", &mut s);
         assert_eq!(s["spec"]["type"], "ClusterIP");

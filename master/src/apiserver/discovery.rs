@@ -95,7 +95,15 @@ fn subresource_kind(res: &Resource, sub: &str) -> (&'static str, &'static str, &
         "eviction" => ("policy", "v1", "Eviction"),
         "exec" => ("", "v1", "PodExecOptions"),
         "log" => ("", "v1", "Pod"),
-        "proxy" => ("", "v1", if res.kind == "Node" { "NodeProxyOptions" } else { "ServiceProxyOptions" }),
+        "proxy" => (
+            "",
+            "v1",
+            if res.kind == "Node" {
+                "NodeProxyOptions"
+            } else {
+                "ServiceProxyOptions"
+            },
+        ),
         "token" => ("authentication.k8s.io", "v1", "TokenRequest"),
         _ => (res.group, res.version, res.kind),
     }
@@ -241,10 +249,19 @@ mod tests {
     fn aggregated_core_has_pods_with_subresources() {
         let doc = aggregated(true, "v2");
         let res = &doc["items"][0]["versions"][0]["resources"];
-        let pods = res.as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
+        let pods = res
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap();
         assert_eq!(pods["responseKind"]["kind"], "Pod");
         assert_eq!(pods["shortNames"][0], "po");
-        assert!(pods["subresources"].as_array().unwrap().iter().any(|s| s["subresource"] == "status"));
+        assert!(pods["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["subresource"] == "status"));
         assert_eq!(doc["items"][0]["metadata"]["name"], "");
     }
 

@@ -60,10 +60,14 @@ pub async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
         Err(_) => Err(ApiError::timeout("timed out reading the request body")),
         Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError::too_large(MAX_BODY))
             } else {
-                Err(ApiError::bad_request(format!("reading the request body: {e}")))
+                Err(ApiError::bad_request(format!(
+                    "reading the request body: {e}"
+                )))
             }
         }
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
@@ -87,18 +91,19 @@ pub fn parse_object(bytes: &[u8], content_type: Option<&str>) -> Result<Value, A
     let media = media_type(content_type);
     let value: Value = match media.as_str() {
         "application/yaml" | "application/apply-patch+yaml" | "text/yaml" => {
-            serde_yaml_ng::from_slice(bytes).map_err(|e| {
-                ApiError::bad_request(format!("error decoding YAML: {e}"))
-            })?
+            serde_yaml_ng::from_slice(bytes)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
         }
-        "" | "application/json" | "*/*" | "application/merge-patch+json"
-        | "application/strategic-merge-patch+json" | "application/json-patch+json" => {
-            serde_json::from_slice(bytes).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the request body could not be decoded as JSON: {e}"
-                ))
-            })?
-        }
+        ""
+        | "application/json"
+        | "*/*"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json" => serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the request body could not be decoded as JSON: {e}"
+            ))
+        })?,
         "application/vnd.kubernetes.protobuf" => {
             return Err(ApiError::unsupported_media(
                 &media,

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-const BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -51,7 +53,8 @@ pub struct Metrics {
 impl Metrics {
     pub fn observe(&self, verb: &str, resource: &str, code: u16, took: Duration) {
         if let Ok(mut r) = self.requests.lock() {
-            *r.entry((verb.to_string(), resource.to_string(), code)).or_default() += 1;
+            *r.entry((verb.to_string(), resource.to_string(), code))
+                .or_default() += 1;
         }
         if let Ok(mut l) = self.latency.lock() {
             l.entry((verb.to_string(), resource.to_string()))
@@ -87,7 +90,9 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP apiserver_request_duration_seconds Request latency by verb and resource.\n");
+        out.push_str(
+            "# HELP apiserver_request_duration_seconds Request latency by verb and resource.\n",
+        );
         out.push_str("# TYPE apiserver_request_duration_seconds histogram\n");
         if let Ok(l) = self.latency.lock() {
             let mut rows: Vec<_> = l.iter().collect();
@@ -107,15 +112,32 @@ impl Metrics {
         }
         out.push_str("# HELP apiserver_longrunning_requests Open watch requests.\n");
         out.push_str("# TYPE apiserver_longrunning_requests gauge\n");
-        let _ = writeln!(out, "apiserver_longrunning_requests{{verb=\"WATCH\"}} {}", self.open_watches());
+        let _ = writeln!(
+            out,
+            "apiserver_longrunning_requests{{verb=\"WATCH\"}} {}",
+            self.open_watches()
+        );
         if let Some(s) = store {
-            out.push_str("# HELP bosun_store_commit_duration_seconds Store commit (fsync) latency.\n");
+            out.push_str(
+                "# HELP bosun_store_commit_duration_seconds Store commit (fsync) latency.\n",
+            );
             out.push_str("# TYPE bosun_store_commit_duration_seconds histogram\n");
             for (le, n) in &s.buckets {
-                let _ = writeln!(out, "bosun_store_commit_duration_seconds_bucket{{le=\"{le}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "bosun_store_commit_duration_seconds_bucket{{le=\"{le}\"}} {n}"
+                );
             }
-            let _ = writeln!(out, "bosun_store_commit_duration_seconds_bucket{{le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "bosun_store_commit_duration_seconds_sum {}", s.sum_seconds);
+            let _ = writeln!(
+                out,
+                "bosun_store_commit_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "bosun_store_commit_duration_seconds_sum {}",
+                s.sum_seconds
+            );
             let _ = writeln!(out, "bosun_store_commit_duration_seconds_count {}", s.count);
             out.push_str("# TYPE bosun_store_writes_total counter\n");
             let _ = writeln!(out, "bosun_store_writes_total {}", s.writes);
@@ -138,8 +160,11 @@ mod tests {
         m.observe("LIST", "pods", 200, Duration::from_millis(3));
         m.observe("LIST", "pods", 200, Duration::from_millis(30));
         let text = m.render(None, None);
-        assert!(text.contains("apiserver_request_total{verb=\"LIST\",resource=\"pods\",code=\"200\"} 2"));
+        assert!(text
+            .contains("apiserver_request_total{verb=\"LIST\",resource=\"pods\",code=\"200\"} 2"));
         assert!(text.contains("apiserver_request_duration_seconds_bucket{verb=\"LIST\",resource=\"pods\",le=\"0.005\"} 1"));
-        assert!(text.contains("apiserver_request_duration_seconds_count{verb=\"LIST\",resource=\"pods\"} 2"));
+        assert!(text.contains(
+            "apiserver_request_duration_seconds_count{verb=\"LIST\",resource=\"pods\"} 2"
+        ));
     }
 }

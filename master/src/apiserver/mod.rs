@@ -17,9 +17,9 @@ pub mod table;
 mod watch;
 
 pub use self::http::MAX_BODY;
+pub use discovery::{KUBE_MAJOR, KUBE_MINOR};
 pub use metrics::CommitStats;
 pub use namespaces::Cidr;
-pub use discovery::{KUBE_MAJOR, KUBE_MINOR};
 pub use status::ApiError;
 
 use self::http::{bytes_response, error_response, json_response, read_body, Body};
@@ -76,7 +76,11 @@ fn crud_resource(group: &str, plural: &str) -> &'static Resource {
 }
 
 impl Server {
-    pub fn new(store: Arc<dyn Store>, config: Config, store_stats: Option<StoreStats>) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        store_stats: Option<StoreStats>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             store,
             metrics: metrics::Metrics::default(),
@@ -109,7 +113,8 @@ impl Server {
             let server = self.clone();
             let authenticate = authenticate.clone();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -151,7 +156,11 @@ impl Server {
     }
 
     /// Answers one request from an authenticated (or not) user.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, user: Option<String>) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        user: Option<String>,
+    ) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -173,7 +182,12 @@ impl Server {
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>, route: Route, q: &Query) -> Result<Response<Body>, ApiError> {
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        route: Route,
+        q: &Query,
+    ) -> Result<Response<Body>, ApiError> {
         let accept = req
             .headers()
             .get(header::ACCEPT)
@@ -190,7 +204,10 @@ impl Server {
         match route {
             Route::Version => {
                 get_only(req.method())?;
-                Ok(json_response(200, &discovery::version(&self.config.version)))
+                Ok(json_response(
+                    200,
+                    &discovery::version(&self.config.version),
+                ))
             }
             Route::Healthz(which) => {
                 get_only(req.method())?;
@@ -231,7 +248,10 @@ impl Server {
                 get_only(req.method())?;
                 match discovery::wants_aggregated(&accept) {
                     Some(v) => Ok(aggregated_response(discovery::aggregated(true, v), v)),
-                    None => Ok(json_response(200, &discovery::core_versions(&self.config.advertise))),
+                    None => Ok(json_response(
+                        200,
+                        &discovery::core_versions(&self.config.advertise),
+                    )),
                 }
             }
             Route::Groups => {
@@ -249,13 +269,22 @@ impl Server {
             }
             Route::ResourceList { group, version } => {
                 get_only(req.method())?;
-                Ok(json_response(200, &discovery::resource_list(&group, &version)))
+                Ok(json_response(
+                    200,
+                    &discovery::resource_list(&group, &version),
+                ))
             }
             Route::Resource(t) => self.resource(req, t, q, &accept).await,
         }
     }
 
-    async fn resource(&self, req: Request<Incoming>, t: Target, q: &Query, accept: &str) -> Result<Response<Body>, ApiError> {
+    async fn resource(
+        &self,
+        req: Request<Incoming>,
+        t: Target,
+        q: &Query,
+        accept: &str,
+    ) -> Result<Response<Body>, ApiError> {
         let method = req.method().clone();
         let content_type = req
             .headers()
@@ -354,7 +383,13 @@ impl Server {
     }
 
     /// `PUT namespaces/{name}/finalize`: changes only `spec.finalizers`.
-    async fn finalize(&self, t: &Target, name: &str, body: Bytes, ct: Option<&str>) -> Result<Response<Body>, ApiError> {
+    async fn finalize(
+        &self,
+        t: &Target,
+        name: &str,
+        body: Bytes,
+        ct: Option<&str>,
+    ) -> Result<Response<Body>, ApiError> {
         let new = self::http::parse_object(&body, ct)?;
         let key = self.key(t, name);
         let (old, rev) = self.get_current(t.res, &key, name).await?;
@@ -364,7 +399,9 @@ impl Server {
             .cloned()
             .unwrap_or(serde_json::json!([]));
         let stored = self
-            .write_update(t.res, &key, name, updated, &old, rev, None, "finalize", false)
+            .write_update(
+                t.res, &key, name, updated, &old, rev, None, "finalize", false,
+            )
             .await?;
         Ok(json_response(200, &stored))
     }

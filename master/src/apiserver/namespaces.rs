@@ -51,11 +51,14 @@ impl Server {
 
     pub(super) async fn ensure_default_service_account(&self, ns: &str) {
         let sa = super::crud_resource("", "serviceaccounts");
-        let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+        let obj =
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
         match self.create_object(sa, Some(ns), obj, "bosun").await {
             Ok(_) => {}
             Err(e) if e.code == 409 || e.code == 403 => {}
-            Err(e) => tracing::warn!(namespace = ns, error = %e, "creating the default service account"),
+            Err(e) => {
+                tracing::warn!(namespace = ns, error = %e, "creating the default service account")
+            }
         }
     }
 
@@ -81,7 +84,10 @@ impl Server {
     async fn finalize_namespace(&self, name: &str) -> Result<bool, ApiError> {
         let opts = DeleteOptions::parse(&Query::default(), b"")?;
         let mut left = 0usize;
-        for res in RESOURCES.iter().filter(|r| r.namespaced() && r.plural != "bindings") {
+        for res in RESOURCES
+            .iter()
+            .filter(|r| r.namespaced() && r.plural != "bindings")
+        {
             let page = self
                 .store
                 .list(&res.key_prefix_in(Some(name)), None, 0)
@@ -96,7 +102,10 @@ impl Server {
                     opts_now.grace_period = Some(0);
                 }
                 let oname = name_of(&obj).to_string();
-                match self.delete_one(res, &kv.key, &oname, obj, kv.mod_revision, &opts_now).await {
+                match self
+                    .delete_one(res, &kv.key, &oname, obj, kv.mod_revision, &opts_now)
+                    .await
+                {
                     Ok(_) => {}
                     Err(e) if e.code == 404 || e.code == 409 => {}
                     Err(e) => return Err(e),
@@ -107,7 +116,12 @@ impl Server {
             return Ok(false);
         }
         let key = namespaces().key(None, name);
-        let Some(kv) = self.store.get(&key).await.map_err(|e| ApiError::internal(e.to_string()))? else {
+        let Some(kv) = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+        else {
             return Ok(true);
         };
         let ns = parse_value(&kv)?;
@@ -117,10 +131,17 @@ impl Server {
             .is_some_and(|f| !f.is_empty());
         if has_finalizers {
             // Someone else's finalizer: clear ours and wait for theirs.
-            if ns.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty()) {
+            if ns
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty())
+            {
                 let mut updated = ns.clone();
                 updated["spec"]["finalizers"] = json!([]);
-                let _ = self.store.update(&key, updated, Some(kv.mod_revision)).await;
+                let _ = self
+                    .store
+                    .update(&key, updated, Some(kv.mod_revision))
+                    .await;
             }
             return Ok(false);
         }
@@ -137,19 +158,33 @@ impl Server {
         let services = super::crud_resource("", "services");
         let name = name_of(svc).to_string();
         let mut claims = Vec::new();
-        let ty = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+        let ty = svc
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
         if ty != "ExternalName" {
-            let requested = svc.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+            let requested = svc
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if requested != "None" {
                 let ip = if requested.is_empty() {
                     self.claim_free_ip().await?
                 } else {
                     let ip: Ipv4Addr = requested.parse().map_err(|_| {
-                        ApiError::invalid(services, &name, vec![super::status::FieldCause {
-                            reason: "FieldValueInvalid".into(),
-                            message: format!("Invalid value: \"{requested}\": must be a valid IP address"),
-                            field: "spec.clusterIP".into(),
-                        }])
+                        ApiError::invalid(
+                            services,
+                            &name,
+                            vec![super::status::FieldCause {
+                                reason: "FieldValueInvalid".into(),
+                                message: format!(
+                                    "Invalid value: \"{requested}\": must be a valid IP address"
+                                ),
+                                field: "spec.clusterIP".into(),
+                            }],
+                        )
                     })?;
                     if !self.config.service_cidr.contains(ip) {
                         return Err(ApiError::invalid(services, &name, vec![super::status::FieldCause {
@@ -175,9 +210,14 @@ impl Server {
             }
         }
         if ty == "NodePort" || ty == "LoadBalancer" {
-            let count = svc.pointer("/spec/ports").and_then(Value::as_array).map_or(0, Vec::len);
+            let count = svc
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             for i in 0..count {
-                let given = svc["spec"]["ports"][i].get("nodePort").and_then(Value::as_u64);
+                let given = svc["spec"]["ports"][i]
+                    .get("nodePort")
+                    .and_then(Value::as_u64);
                 let port = match given {
                     Some(p) => {
                         let p = p as u32;
@@ -234,7 +274,9 @@ impl Server {
                 return Ok(ip);
             }
         }
-        Err(ApiError::internal("failed to allocate a serviceIP: range is full"))
+        Err(ApiError::internal(
+            "failed to allocate a serviceIP: range is full",
+        ))
     }
 
     async fn claim_free_port(&self) -> Result<u32, ApiError> {
@@ -250,7 +292,9 @@ impl Server {
                 return Ok(p);
             }
         }
-        Err(ApiError::internal("failed to allocate a nodePort: range is full"))
+        Err(ApiError::internal(
+            "failed to allocate a nodePort: range is full",
+        ))
     }
 
     pub(super) async fn release_claims(&self, claims: &[String]) {
@@ -266,7 +310,12 @@ impl Server {
                 claims.push(format!("{CLAIM_PREFIX_IP}{ip}"));
             }
         }
-        for p in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+        for p in svc
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(np) = p.get("nodePort").and_then(Value::as_u64) {
                 claims.push(format!("{CLAIM_PREFIX_PORT}{np}"));
             }
@@ -284,11 +333,20 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (ip, len) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR (want a.b.c.d/n)"))?;
+        let (ip, len) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR (want a.b.c.d/n)"))?;
         let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: bad address"))?;
-        let prefix: u8 = len.parse().ok().filter(|p| *p <= 30).ok_or_else(|| format!("{s:?}: prefix must be 0..=30"))?;
+        let prefix: u8 = len
+            .parse()
+            .ok()
+            .filter(|p| *p <= 30)
+            .ok_or_else(|| format!("{s:?}: prefix must be 0..=30"))?;
         let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-        Ok(Self { base: Ipv4Addr::from(u32::from(ip) & mask), prefix })
+        Ok(Self {
+            base: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix,
+        })
     }
 
     pub fn size(&self) -> u32 {
@@ -300,7 +358,9 @@ impl Cidr {
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
         u32::from(ip) & mask == u32::from(self.base)
     }
 }

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 /// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// A timestamp `seconds` from now.
@@ -42,9 +44,7 @@ pub fn typed_roundtrip(res: &Resource, value: Value) -> Result<Value, String> {
         ("", "Binding") => roundtrip::<core::v1::Binding>(value),
         ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(value),
         ("apps", "ReplicaSet") => roundtrip::<apps::v1::ReplicaSet>(value),
-        ("discovery.k8s.io", "EndpointSlice") => {
-            roundtrip::<discovery::v1::EndpointSlice>(value)
-        }
+        ("discovery.k8s.io", "EndpointSlice") => roundtrip::<discovery::v1::EndpointSlice>(value),
         ("events.k8s.io", "Event") => roundtrip::<events::v1::Event>(value),
         ("coordination.k8s.io", "Lease") => roundtrip::<coordination::v1::Lease>(value),
         _ => Ok(value),
@@ -83,12 +83,19 @@ pub fn qos_class(spec: &Value) -> &'static str {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .chain(spec.get("initContainers").and_then(Value::as_array).into_iter().flatten());
+        .chain(
+            spec.get("initContainers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
     for c in containers {
         let requests = c.pointer("/resources/requests").and_then(Value::as_object);
         let limits = c.pointer("/resources/limits").and_then(Value::as_object);
         let relevant = |m: Option<&serde_json::Map<String, Value>>, k: &str| {
-            m.and_then(|m| m.get(k)).and_then(Value::as_str).map(str::to_string)
+            m.and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
         };
         for r in ["cpu", "memory"] {
             let req = relevant(requests, r);
@@ -121,7 +128,10 @@ pub fn prepare_create(res: &Resource, obj: &mut Value, namespace: Option<&str>) 
     let Some(meta) = meta.and_then(Value::as_object_mut) else {
         return;
     };
-    let has_name = meta.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let has_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
     if !has_name {
         if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
             let name = generate_name(prefix);
@@ -138,7 +148,12 @@ pub fn prepare_create(res: &Resource, obj: &mut Value, namespace: Option<&str>) 
     }
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-    for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for k in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         meta.remove(k);
     }
     if has_generation(res.kind) {
@@ -151,7 +166,10 @@ pub fn prepare_create(res: &Resource, obj: &mut Value, namespace: Option<&str>) 
     match res.kind {
         "Pod" => {
             let qos = obj_map.get("spec").map(qos_class).unwrap_or("BestEffort");
-            obj_map.insert("status".into(), json!({ "phase": "Pending", "qosClass": qos }));
+            obj_map.insert(
+                "status".into(),
+                json!({ "phase": "Pending", "qosClass": qos }),
+            );
         }
         "Deployment" | "ReplicaSet" => {
             obj_map.insert("status".into(), json!({}));
@@ -183,7 +201,9 @@ pub fn fold_string_data(secret: &mut serde_json::Map<String, Value>) {
 
 /// The name in `metadata.name` ("" when missing).
 pub fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// Kind and apiVersion from the URL when a body omits them; a mismatch is an error.
@@ -238,7 +258,10 @@ mod tests {
 
     #[test]
     fn qos_classes() {
-        assert_eq!(qos_class(&json!({"containers": [{"name": "a"}]})), "BestEffort");
+        assert_eq!(
+            qos_class(&json!({"containers": [{"name": "a"}]})),
+            "BestEffort"
+        );
         let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}}]});
         assert_eq!(qos_class(&g), "Guaranteed");
         let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
@@ -259,7 +282,10 @@ mod tests {
 
     #[test]
     fn string_data_is_folded() {
-        let mut s = json!({"stringData": {"k": "v"}}).as_object().unwrap().clone();
+        let mut s = json!({"stringData": {"k": "v"}})
+            .as_object()
+            .unwrap()
+            .clone();
         fold_string_data(&mut s);
         assert_eq!(s["data"]["k"], "dg==");
         assert!(s.get("stringData").is_none());

@@ -19,7 +19,10 @@ pub enum Route {
     /// `/apis/{group}`
     Group(String),
     /// `/api/v1`, `/apis/{group}/{version}`
-    ResourceList { group: String, version: String },
+    ResourceList {
+        group: String,
+        version: String,
+    },
     /// A resource collection or object.
     Resource(Target),
     NotFound,
@@ -83,15 +86,16 @@ fn resource(group: &str, version: &str, rest: &[&str]) -> Route {
         _ => (false, rest),
     };
     let find = |plural: &str| resources::find(group, version, plural);
-    let target = |res: &'static Resource, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| {
-        Route::Resource(Target {
-            res,
-            namespace: ns.map(str::to_string),
-            name: name.map(str::to_string),
-            subresource: sub.map(str::to_string),
-            watch_prefix,
-        })
-    };
+    let target =
+        |res: &'static Resource, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| {
+            Route::Resource(Target {
+                res,
+                namespace: ns.map(str::to_string),
+                name: name.map(str::to_string),
+                subresource: sub.map(str::to_string),
+                watch_prefix,
+            })
+        };
     // `/namespaces/{ns}/{plural}...` names a namespaced resource; `/namespaces/{name}`
     // and `/namespaces/{name}/{status|finalize}` name the namespace object itself.
     if let ["namespaces", ns, plural, tail @ ..] = rest {
@@ -166,7 +170,10 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.params.get(key).and_then(|v| v.first()).map(String::as_str)
+        self.params
+            .get(key)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 
     pub fn all(&self, key: &str) -> &[String] {
@@ -238,7 +245,9 @@ mod tests {
 
     #[test]
     fn query_decoding() {
-        let q = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5"));
+        let q = Query::parse(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5",
+        ));
         assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
         assert!(q.flag("watch"));
         assert_eq!(q.get("limit"), Some("5"));

@@ -143,7 +143,11 @@ impl ApiError {
     }
 
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn method_not_allowed() -> Self {
@@ -183,7 +187,11 @@ impl ApiError {
     }
 
     pub fn not_acceptable() -> Self {
-        Self::new(406, "NotAcceptable", "only the following media types are accepted: application/json, application/yaml")
+        Self::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml",
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -247,7 +255,9 @@ mod tests {
         assert_eq!(e.to_status()["details"]["kind"], "pods");
         let deploy = api::resources::find("apps", "v1", "deployments").unwrap();
         let e = ApiError::conflict(deploy, "web");
-        assert!(e.message.starts_with("Operation cannot be fulfilled on deployments.apps \"web\""));
+        assert!(e
+            .message
+            .starts_with("Operation cannot be fulfilled on deployments.apps \"web\""));
         let e = ApiError::invalid(
             pods,
             "p",
@@ -257,7 +267,10 @@ mod tests {
                 field: "spec.containers[0].image".into(),
             }],
         );
-        assert_eq!(e.message, "Pod \"p\" is invalid: spec.containers[0].image: Required value");
+        assert_eq!(
+            e.message,
+            "Pod \"p\" is invalid: spec.containers[0].image: Required value"
+        );
         assert_eq!(e.to_status()["code"], 422);
     }
 }

@@ -62,11 +62,24 @@ impl Server {
             return Ok(json_response(200, &scale_of(&obj)));
         }
         let media = super::http::media_type(content_type);
-        let doc = parse_object(&body, Some(if media.is_empty() { "application/json" } else { &media }))?;
+        let doc = parse_object(
+            &body,
+            Some(if media.is_empty() {
+                "application/json"
+            } else {
+                &media
+            }),
+        )?;
         let manager = q
             .non_empty("fieldManager")
             .map(str::to_string)
-            .unwrap_or_else(|| user_agent.split('/').next().unwrap_or("unknown").to_string());
+            .unwrap_or_else(|| {
+                user_agent
+                    .split('/')
+                    .next()
+                    .unwrap_or("unknown")
+                    .to_string()
+            });
         for _ in 0..MAX_RETRIES {
             let (obj, rev) = self.get_current(t.res, &key, name).await?;
             let current = scale_of(&obj);
@@ -88,12 +101,19 @@ impl Server {
                     other => {
                         return Err(ApiError::unsupported_media(
                             other,
-                            &["application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json"],
+                            &[
+                                "application/merge-patch+json",
+                                "application/json-patch+json",
+                                "application/strategic-merge-patch+json",
+                            ],
                         ))
                     }
                 }
             };
-            if let Some(rv) = wanted.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+            if let Some(rv) = wanted
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+            {
                 if !rv.is_empty() && rv != rev.to_string() {
                     return Err(ApiError::conflict(t.res, name));
                 }
@@ -103,11 +123,17 @@ impl Server {
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             if replicas < 0 {
-                return Err(ApiError::invalid(t.res, name, vec![super::status::FieldCause {
-                    reason: "FieldValueInvalid".into(),
-                    message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
-                    field: "spec.replicas".into(),
-                }]));
+                return Err(ApiError::invalid(
+                    t.res,
+                    name,
+                    vec![super::status::FieldCause {
+                        reason: "FieldValueInvalid".into(),
+                        message: format!(
+                            "Invalid value: {replicas}: must be greater than or equal to 0"
+                        ),
+                        field: "spec.replicas".into(),
+                    }],
+                ));
             }
             let mut updated = obj.clone();
             updated["spec"]["replicas"] = json!(replicas);
@@ -138,11 +164,15 @@ impl Server {
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| {
-                ApiError::invalid(super::crud_resource("", "bindings"), pod_name, vec![super::status::FieldCause {
-                    reason: "FieldValueRequired".into(),
-                    message: "Required value".into(),
-                    field: "target.name".into(),
-                }])
+                ApiError::invalid(
+                    super::crud_resource("", "bindings"),
+                    pod_name,
+                    vec![super::status::FieldCause {
+                        reason: "FieldValueRequired".into(),
+                        message: "Required value".into(),
+                        field: "target.name".into(),
+                    }],
+                )
             })?
             .to_string();
         let key = pods.key(Some(namespace), pod_name);
@@ -156,13 +186,25 @@ impl Server {
             let mut pod = parse_value(&kv)?;
             if let Some(uid) = binding.pointer("/metadata/uid").and_then(Value::as_str) {
                 if pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
-                    return Err(ApiError::conflict_msg(pods, pod_name, "the pod's UID changed"));
+                    return Err(ApiError::conflict_msg(
+                        pods,
+                        pod_name,
+                        "the pod's UID changed",
+                    ));
                 }
             }
             if pod.pointer("/metadata/deletionTimestamp").is_some() {
-                return Err(ApiError::conflict_msg(pods, pod_name, "pod is being deleted, cannot be assigned to a host"));
+                return Err(ApiError::conflict_msg(
+                    pods,
+                    pod_name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
             }
-            if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            if let Some(existing) = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
                 return Err(ApiError::conflict_msg(
                     pods,
                     pod_name,
@@ -180,9 +222,12 @@ impl Server {
             }
             match self.store.update(&key, pod, Some(kv.mod_revision)).await {
                 Ok(_) => {
-                    return Ok(json_response(201, &json!({
-                        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201
-                    })))
+                    return Ok(json_response(
+                        201,
+                        &json!({
+                            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201
+                        }),
+                    ))
                 }
                 Err(crate::store::StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_error(pods, pod_name, e)),
@@ -192,7 +237,12 @@ impl Server {
     }
 
     /// `log` and `exec` need the pod's agent; until agents serve them, say so.
-    pub(super) async fn pod_stream(&self, t: &Target, name: &str, what: &str) -> Result<Response<Body>, ApiError> {
+    pub(super) async fn pod_stream(
+        &self,
+        t: &Target,
+        name: &str,
+        what: &str,
+    ) -> Result<Response<Body>, ApiError> {
         let key = self.key(t, name);
         let (pod, _) = self.get_current(t.res, &key, name).await?;
         let container = pod
@@ -200,7 +250,10 @@ impl Server {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        let node = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if node.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"

@@ -76,13 +76,20 @@ pub(super) async fn serve(
         s.metrics.watch_closed();
     });
     let mut resp = Response::new(channel_body(rx));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(resp)
 }
 
 fn line(kind: &str, object: &Value) -> Bytes {
-    let mut out = serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
+    let mut out =
+        serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
 }
@@ -105,7 +112,10 @@ fn event_line(req: &WatchRequest, kind: &str, raw: &[u8], parsed: Option<&Value>
                 Some(v) => v.clone(),
                 None => serde_json::from_slice(raw).unwrap_or(Value::Null),
             };
-            let rv = v.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
             let t = super::table::table(
                 req.res.kind,
                 api_version,
@@ -148,7 +158,11 @@ async fn run(server: &Server, req: WatchRequest, start: Option<Revision>, tx: mp
                 }
             };
             for item in &listed.items {
-                if tx.send(event_line(&req, "ADDED", item, None)).await.is_err() {
+                if tx
+                    .send(event_line(&req, "ADDED", item, None))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -162,13 +176,19 @@ async fn run(server: &Server, req: WatchRequest, start: Option<Revision>, tx: mp
         Ok(w) => w,
         Err(StoreError::Expired { requested, oldest }) => {
             let _ = tx
-                .send(line("ERROR", &ApiError::gone(requested, oldest).to_status()))
+                .send(line(
+                    "ERROR",
+                    &ApiError::gone(requested, oldest).to_status(),
+                ))
                 .await;
             return;
         }
         Err(e) => {
             let _ = tx
-                .send(line("ERROR", &ApiError::internal(e.to_string()).to_status()))
+                .send(line(
+                    "ERROR",
+                    &ApiError::internal(e.to_string()).to_status(),
+                ))
                 .await;
             return;
         }
