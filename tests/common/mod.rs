@@ -1,0 +1,196 @@
+//! Shared by the end-to-end tests: a real `bosun master` process on a free loopback
+//! port with a data dir of its own, killed (and its dir removed) on drop, plus
+//! helpers to run kubectl against it. Loopback only: no test touches another address.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The bosun binary cargo built for these tests.
+pub fn bosun_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bosun"))
+}
+
+/// True under CI, where a missing tool is a failure rather than a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skips (with a printed reason) when `tool` is missing, or fails under CI.
+pub fn require_tool(path: &Path, why: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    if in_ci() {
+        panic!("{} is missing under CI: {why}", path.display());
+    }
+    eprintln!("SKIP: {} is missing: {why}", path.display());
+    false
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A running master. Killed with SIGKILL and its data dir removed on drop.
+pub struct Master {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Master {
+    pub fn start() -> Master {
+        let dir = tempfile::Builder::new().prefix("bosun-e2e").tempdir().expect("temp dir");
+        let port = free_port();
+        let mut m = Master { child: None, dir, port, log: PathBuf::new() };
+        m.spawn();
+        m
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir().join("admin.kubeconfig")
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (or restarts) the process on the same port and data dir and waits
+    /// until it answers.
+    pub fn spawn(&mut self) {
+        let log = self.dir.path().join(format!("master-{}.log", Instant::now().elapsed().as_nanos()));
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bosun_bin())
+            .args(["master", "--data-dir"])
+            .arg(self.data_dir())
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .env("BOSUN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start bosun master");
+        self.child = Some(child);
+        self.log = log;
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!("bosun master exited early ({status}): {}", self.log_text());
+                }
+            }
+            if self.kubeconfig().exists() {
+                let out = self.kubectl(&["get", "--raw", "/readyz"]);
+                if out.status.success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "master not ready in 30s: {}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Runs the 1.32 kubectl (or `BOSUN_KUBECTL`) with this master's kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with(&kubectl_bin(), args, None)
+    }
+
+    pub fn kubectl_with(&self, bin: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+        let cache = self.dir.path().join("kube-cache");
+        let mut cmd = Command::new(bin);
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .env("HOME", self.dir.path())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+        if let Some(input) = stdin {
+            if let Some(mut s) = child.stdin.take() {
+                let _ = s.write_all(input.as_bytes());
+            }
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn kubectl_bin() -> PathBuf {
+    std::env::var_os("BOSUN_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"))
+}
+
+/// Debian's kubernetes-client 1.20, unpacked by `.ci/run` into a folder of its own.
+pub fn kubectl_120_bin() -> PathBuf {
+    std::env::var_os("BOSUN_KUBECTL_120")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/bosun-test/kubectl-1.20/usr/bin/kubectl"))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(o: Output) -> String {
+    assert!(o.status.success(), "command failed ({}): stdout={} stderr={}", o.status, stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+/// Polls `f` until it returns Some, or panics after `secs`.
+#[track_caller]
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
