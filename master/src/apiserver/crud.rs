@@ -338,7 +338,7 @@ impl Server {
         res: &'static Resource,
         namespace: Option<&str>,
         mut obj: Value,
-        manager: &str,
+        manager: Option<&str>,
     ) -> Result<Value, ApiError> {
         objects::ensure_type(res, &mut obj, res.kind).map_err(ApiError::bad_request)?;
         if res.namespaced() {
@@ -371,7 +371,10 @@ impl Server {
         if res.kind == "Service" && res.group.is_empty() {
             claimed = self.allocate_service(&mut obj).await?;
         }
-        patch::apply::record_update(None, &mut obj, manager, &now_rfc3339());
+        // None: server-side apply already recorded the applier's fields.
+        if let Some(manager) = manager {
+            patch::apply::record_update(None, &mut obj, manager, &now_rfc3339());
+        }
         let key = res.key(namespace, &name);
         match self.store.create(&key, obj).await {
             Ok(kv) => {
@@ -402,7 +405,7 @@ impl Server {
         }
         let manager = field_manager(q, user_agent);
         let created = self
-            .create_object(t.res, t.namespace.as_deref(), obj, &manager)
+            .create_object(t.res, t.namespace.as_deref(), obj, Some(&manager))
             .await?;
         Ok(json_response(201, &created))
     }
@@ -582,7 +585,7 @@ impl Server {
             let Some(kv) = current else {
                 if sub.is_none() && matches!(t.res.kind, "Endpoints" | "Lease" | "Event") {
                     let created = self
-                        .create_object(t.res, t.namespace.as_deref(), new, &manager)
+                        .create_object(t.res, t.namespace.as_deref(), new, Some(&manager))
                         .await?;
                     return Ok(json_response(201, &created));
                 }
@@ -685,7 +688,7 @@ impl Server {
                         obj["metadata"]["name"] = json!(name);
                     }
                     let created = self
-                        .create_object(t.res, t.namespace.as_deref(), obj, &manager)
+                        .create_object(t.res, t.namespace.as_deref(), obj, None)
                         .await?;
                     return Ok(json_response(201, &created));
                 }
