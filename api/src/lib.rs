@@ -3,6 +3,7 @@
 //! shapes come from k8s-openapi, re-exported here so every crate uses one version.
 //! This crate depends on nothing else of bosun's and does no I/O.
 
+pub mod quantity;
 pub mod resources;
 pub mod selector;
 pub mod validation;
