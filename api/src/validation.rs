@@ -1,1 +1,0 @@
-//! Validation of names, labels and annotations (to be written).
