@@ -7,6 +7,7 @@ mod field;
 mod label;
 
 pub use field::{field_value, FieldOp, FieldSelector, FieldTerm};
+pub(crate) use label::labels_of;
 pub use label::{LabelSelector, Operator, Requirement};
 
 /// A selector that cannot be parsed or is not allowed; the message is upstream's.
