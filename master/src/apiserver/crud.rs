@@ -41,10 +41,11 @@ pub fn parse_value(kv: &KeyValue) -> Result<Value, ApiError> {
 
 /// The validation causes of `obj` (and of the change from `old`), as Status causes.
 fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<FieldCause> {
-    let mut causes = api::validation::validate_object(kind, obj);
-    if let Some(old) = old {
-        causes.extend(api::validation::validate_update(kind, old, obj));
-    }
+    // validate_update includes validate_object of the new object.
+    let causes = match old {
+        Some(old) => api::validation::validate_update(kind, old, obj),
+        None => api::validation::validate_object(kind, obj),
+    };
     causes
         .into_iter()
         .map(|c| FieldCause {
