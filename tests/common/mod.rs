@@ -48,9 +48,17 @@ pub struct Master {
 
 impl Master {
     pub fn start() -> Master {
-        let dir = tempfile::Builder::new().prefix("bosun-e2e").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("bosun-e2e")
+            .tempdir()
+            .expect("temp dir");
         let port = free_port();
-        let mut m = Master { child: None, dir, port, log: PathBuf::new() };
+        let mut m = Master {
+            child: None,
+            dir,
+            port,
+            log: PathBuf::new(),
+        };
         m.spawn();
         m
     }
@@ -70,7 +78,10 @@ impl Master {
     /// Starts (or restarts) the process on the same port and data dir and waits
     /// until it answers.
     pub fn spawn(&mut self) {
-        let log = self.dir.path().join(format!("master-{}.log", Instant::now().elapsed().as_nanos()));
+        let log = self.dir.path().join(format!(
+            "master-{}.log",
+            Instant::now().elapsed().as_nanos()
+        ));
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bosun_bin())
             .args(["master", "--data-dir"])
@@ -100,7 +111,11 @@ impl Master {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "master not ready in 30s: {}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "master not ready in 30s: {}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -135,10 +150,16 @@ impl Master {
             .arg(&cache)
             .args(args)
             .env("HOME", self.dir.path())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
         if let Some(input) = stdin {
             if let Some(mut s) = child.stdin.take() {
                 let _ = s.write_all(input.as_bytes());
@@ -178,7 +199,13 @@ pub fn stderr(o: &Output) -> String {
 /// Asserts success and returns stdout.
 #[track_caller]
 pub fn ok(o: Output) -> String {
-    assert!(o.status.success(), "command failed ({}): stdout={} stderr={}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "command failed ({}): stdout={} stderr={}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
     stdout(&o)
 }
 
@@ -190,7 +217,10 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -1021,7 +1021,15 @@ fn patch_error(res: &Resource, name: &str, e: patch::PatchError) -> ApiError {
             ..ApiError::new(409, "Conflict", e.to_string())
         },
         400 => ApiError::bad_request(e.to_string()),
-        _ => ApiError::new(422, "Invalid", e.to_string()),
+        _ => ApiError::invalid(
+            res,
+            name,
+            vec![FieldCause {
+                reason: "FieldValueInvalid".into(),
+                message: e.to_string(),
+                field: "patch".into(),
+            }],
+        ),
     }
 }
 

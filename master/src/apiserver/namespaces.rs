@@ -29,7 +29,10 @@ impl Server {
     pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ApiError> {
         for ns in INITIAL {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            match self.create_object(namespaces(), None, obj, Some("bosun")).await {
+            match self
+                .create_object(namespaces(), None, obj, Some("bosun"))
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.code == 409 => self.ensure_default_service_account(ns).await,
                 Err(e) => return Err(e),

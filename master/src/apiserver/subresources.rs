@@ -46,6 +46,7 @@ pub fn scale_of(obj: &Value) -> Value {
 }
 
 impl Server {
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn scale(
         &self,
         t: &Target,
