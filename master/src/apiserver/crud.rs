@@ -340,7 +340,7 @@ impl Server {
         namespace: Option<&str>,
         mut obj: Value,
         manager: Option<&str>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Bytes, ApiError> {
         objects::ensure_type(res, &mut obj, res.kind).map_err(ApiError::bad_request)?;
         if res.namespaced() {
             let ns = namespace.ok_or_else(ApiError::method_not_allowed)?;
@@ -379,9 +379,8 @@ impl Server {
         let key = res.key(namespace, &name);
         match self.store.create(&key, obj).await {
             Ok(kv) => {
-                let created = parse_value(&kv)?;
-                self.after_create(res, &created).await;
-                Ok(created)
+                self.after_create(res, &name).await;
+                Ok(kv.value)
             }
             Err(e) => {
                 self.release_claims(&claimed).await;
@@ -408,7 +407,7 @@ impl Server {
         let created = self
             .create_object(t.res, t.namespace.as_deref(), obj, Some(&manager))
             .await?;
-        Ok(json_response(201, &created))
+        Ok(bytes_response(201, "application/json", created))
     }
 
     /// Writes `new` over `old` (stored at `old_rev`), for PUT, PATCH and status
@@ -588,7 +587,7 @@ impl Server {
                     let created = self
                         .create_object(t.res, t.namespace.as_deref(), new, Some(&manager))
                         .await?;
-                    return Ok(json_response(201, &created));
+                    return Ok(bytes_response(201, "application/json", created));
                 }
                 return Err(ApiError::not_found(t.res, name));
             };
@@ -691,7 +690,7 @@ impl Server {
                     let created = self
                         .create_object(t.res, t.namespace.as_deref(), obj, None)
                         .await?;
-                    return Ok(json_response(201, &created));
+                    return Ok(bytes_response(201, "application/json", created));
                 }
                 return Err(ApiError::not_found(t.res, name));
             };
@@ -948,9 +947,9 @@ impl Server {
     }
 
     /// Work after an object is created: a namespace gets its default service account.
-    async fn after_create(&self, res: &Resource, obj: &Value) {
+    async fn after_create(&self, res: &Resource, name: &str) {
         if res.kind == "Namespace" && res.group.is_empty() {
-            let ns = name_of(obj).to_string();
+            let ns = name.to_string();
             // Boxed: creating the account goes through create_object again.
             Box::pin(self.ensure_default_service_account(&ns)).await;
         }
