@@ -38,6 +38,7 @@ impl Server {
                 Err(e) => return Err(e),
             }
         }
+        self.ensure_kubernetes_service().await?;
         let page = self
             .store
             .list(&namespaces().key_prefix(), None, 0)
@@ -47,6 +48,68 @@ impl Server {
             let v = parse_value(&kv)?;
             if v.pointer("/metadata/deletionTimestamp").is_some() {
                 self.namespace_terminating(name_of(&v));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `kubernetes` Service (the first address of the service range) and its
+    /// Endpoints pointing at this master, as every cluster has in `default`.
+    async fn ensure_kubernetes_service(&self) -> Result<(), ApiError> {
+        let Ok(addr) = self.config.advertise.parse::<std::net::SocketAddr>() else {
+            return Ok(());
+        };
+        let services = super::crud_resource("", "services");
+        let ip = self.config.service_cidr.nth(1).to_string();
+        let svc = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": addr.port()}]},
+        });
+        match self
+            .create_object(services, Some("default"), svc, Some("bosun"))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code == 409 || e.code == 422 => {}
+            Err(e) => return Err(e),
+        }
+        if addr.ip().is_unspecified() {
+            return Ok(());
+        }
+        let endpoints = super::crud_resource("", "endpoints");
+        let key = endpoints.key(Some("default"), "kubernetes");
+        let subsets = json!([{
+            "addresses": [{"ip": addr.ip().to_string()}],
+            "ports": [{"name": "https", "port": addr.port(), "protocol": "TCP"}],
+        }]);
+        match self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+        {
+            Some(kv) => {
+                let mut ep = parse_value(&kv)?;
+                if ep.get("subsets") != Some(&subsets) {
+                    ep["subsets"] = subsets;
+                    let _ = self.store.update(&key, ep, Some(kv.mod_revision)).await;
+                }
+            }
+            None => {
+                let ep = json!({
+                    "apiVersion": "v1", "kind": "Endpoints",
+                    "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                    "subsets": subsets,
+                });
+                match self
+                    .create_object(endpoints, Some("default"), ep, Some("bosun"))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())
