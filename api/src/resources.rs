@@ -112,172 +112,23 @@ macro_rules! res {
 }
 
 /// Every resource bosun serves, core group first.
+#[rustfmt::skip]
 pub const RESOURCES: &[Resource] = &[
-    res!(
-        "",
-        "v1",
-        "Namespace",
-        "namespaces",
-        "namespace",
-        Cluster,
-        ["ns"],
-        [],
-        ["status", "finalize"]
-    ),
-    res!(
-        "",
-        "v1",
-        "Pod",
-        "pods",
-        "pod",
-        Namespaced,
-        ["po"],
-        ["all"],
-        ["status", "binding", "log", "exec", "eviction"]
-    ),
-    res!(
-        "",
-        "v1",
-        "Node",
-        "nodes",
-        "node",
-        Cluster,
-        ["no"],
-        [],
-        ["status", "proxy"]
-    ),
-    res!(
-        "",
-        "v1",
-        "Service",
-        "services",
-        "service",
-        Namespaced,
-        ["svc"],
-        ["all"],
-        ["status", "proxy"]
-    ),
-    res!(
-        "",
-        "v1",
-        "Endpoints",
-        "endpoints",
-        "endpoints",
-        Namespaced,
-        ["ep"],
-        [],
-        []
-    ),
-    res!(
-        "",
-        "v1",
-        "ConfigMap",
-        "configmaps",
-        "configmap",
-        Namespaced,
-        ["cm"],
-        [],
-        []
-    ),
-    res!(
-        "",
-        "v1",
-        "Secret",
-        "secrets",
-        "secret",
-        Namespaced,
-        [],
-        [],
-        []
-    ),
-    res!(
-        "",
-        "v1",
-        "Event",
-        "events",
-        "event",
-        Namespaced,
-        ["ev"],
-        [],
-        []
-    ),
-    res!(
-        "",
-        "v1",
-        "ServiceAccount",
-        "serviceaccounts",
-        "serviceaccount",
-        Namespaced,
-        ["sa"],
-        [],
-        ["token"]
-    ),
-    res!(
-        "",
-        "v1",
-        "Binding",
-        "bindings",
-        "binding",
-        Namespaced,
-        [],
-        [],
-        []
-    ),
-    res!(
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        "deployment",
-        Namespaced,
-        ["deploy"],
-        ["all"],
-        ["status", "scale"]
-    ),
-    res!(
-        "apps",
-        "v1",
-        "ReplicaSet",
-        "replicasets",
-        "replicaset",
-        Namespaced,
-        ["rs"],
-        ["all"],
-        ["status", "scale"]
-    ),
-    res!(
-        "discovery.k8s.io",
-        "v1",
-        "EndpointSlice",
-        "endpointslices",
-        "endpointslice",
-        Namespaced,
-        [],
-        [],
-        []
-    ),
-    res!(
-        "events.k8s.io",
-        "v1",
-        "Event",
-        "events",
-        "event",
-        Namespaced,
-        ["ev"],
-        [],
-        []
-    ),
-    res!(
-        "coordination.k8s.io",
-        "v1",
-        "Lease",
-        "leases",
-        "lease",
-        Namespaced,
-        [],
-        [],
-        []
-    ),
+    res!("", "v1", "Namespace", "namespaces", "namespace", Cluster, ["ns"], [], ["status", "finalize"]),
+    res!("", "v1", "Pod", "pods", "pod", Namespaced, ["po"], ["all"], ["status", "binding", "log", "exec", "eviction"]),
+    res!("", "v1", "Node", "nodes", "node", Cluster, ["no"], [], ["status", "proxy"]),
+    res!("", "v1", "Service", "services", "service", Namespaced, ["svc"], ["all"], ["status", "proxy"]),
+    res!("", "v1", "Endpoints", "endpoints", "endpoints", Namespaced, ["ep"], [], []),
+    res!("", "v1", "ConfigMap", "configmaps", "configmap", Namespaced, ["cm"], [], []),
+    res!("", "v1", "Secret", "secrets", "secret", Namespaced, [], [], []),
+    res!("", "v1", "Event", "events", "event", Namespaced, ["ev"], [], []),
+    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", Namespaced, ["sa"], [], ["token"]),
+    res!("", "v1", "Binding", "bindings", "binding", Namespaced, [], [], []),
+    res!("apps", "v1", "Deployment", "deployments", "deployment", Namespaced, ["deploy"], ["all"], ["status", "scale"]),
+    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", Namespaced, ["rs"], ["all"], ["status", "scale"]),
+    res!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", Namespaced, [], [], []),
+    res!("events.k8s.io", "v1", "Event", "events", "event", Namespaced, ["ev"], [], []),
+    res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", Namespaced, [], [], []),
 ];
 
 /// The groups bosun serves, in discovery order (the core group excluded).
@@ -303,16 +154,6 @@ pub fn of_group_version<'a>(
     RESOURCES
         .iter()
         .filter(move |r| r.group == group && r.version == version)
-}
-
-/// Events of core/v1 and events.k8s.io/v1 share one storage prefix, as upstream:
-/// both views read and write the same objects.
-pub fn storage_resource(res: &'static Resource) -> &'static Resource {
-    if res.group == "events.k8s.io" {
-        find("", "v1", "events").unwrap_or(res)
-    } else {
-        res
-    }
 }
 
 #[cfg(test)]

@@ -398,11 +398,6 @@ impl Server {
         user_agent: &str,
     ) -> Result<Response<Body>, ApiError> {
         let obj = parse_object(&body, content_type)?;
-        if dry_run(q) {
-            return Err(ApiError::bad_request(
-                "dryRun is not supported by bosun yet",
-            ));
-        }
         let manager = field_manager(q, user_agent);
         let created = self
             .create_object(t.res, t.namespace.as_deref(), obj, Some(&manager))
@@ -557,11 +552,6 @@ impl Server {
         user_agent: &str,
     ) -> Result<Response<Body>, ApiError> {
         let new = parse_object(&body, content_type)?;
-        if dry_run(q) {
-            return Err(ApiError::bad_request(
-                "dryRun is not supported by bosun yet",
-            ));
-        }
         let manager = field_manager(q, user_agent);
         let key = self.key(t, name);
         let sub = t.subresource.as_deref();
@@ -632,11 +622,6 @@ impl Server {
         let kind = t.res.kind;
         let key = self.key(t, name);
         let sub = t.subresource.as_deref();
-        if dry_run(q) {
-            return Err(ApiError::bad_request(
-                "dryRun is not supported by bosun yet",
-            ));
-        }
         let patch_doc = match media.as_str() {
             "application/merge-patch+json"
             | "application/strategic-merge-patch+json"
@@ -995,7 +980,8 @@ fn same_object(old: &Value, new: &Value) -> bool {
     strip(old) == strip(new)
 }
 
-fn dry_run(q: &Query) -> bool {
+/// `dryRun=All`: a write the client asks to simulate.
+pub(super) fn dry_run(q: &Query) -> bool {
     q.all("dryRun").iter().any(|v| v == "All")
 }
 

@@ -300,6 +300,15 @@ impl Server {
         let table = table::wants_table(accept);
         let ct = content_type.as_deref();
         let watching = t.watch_prefix || q.flag("watch");
+        let writes = matches!(
+            method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        );
+        if writes && crud::dry_run(q) {
+            return Err(ApiError::bad_request(
+                "dryRun is not supported by bosun yet",
+            ));
+        }
         let Some(server) = self.me.upgrade() else {
             return Err(ApiError::unavailable("the server is shutting down"));
         };
