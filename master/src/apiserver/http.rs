@@ -85,8 +85,8 @@ pub fn media_type(content_type: Option<&str>) -> String {
         .to_ascii_lowercase()
 }
 
-/// Parses a request body as JSON, or YAML when the media type says so. A missing
-/// Content-Type is JSON (the Python client sends none).
+/// Parses a request body as JSON, YAML or Kubernetes protobuf, as the media type
+/// says. A missing Content-Type is JSON (the Python client sends none).
 pub fn parse_object(bytes: &[u8], content_type: Option<&str>) -> Result<Value, ApiError> {
     let media = media_type(content_type);
     let value: Value = match media.as_str() {
@@ -104,12 +104,14 @@ pub fn parse_object(bytes: &[u8], content_type: Option<&str>) -> Result<Value, A
                 "the request body could not be decoded as JSON: {e}"
             ))
         })?,
-        "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::unsupported_media(
-                &media,
-                &["application/json", "application/yaml"],
-            ))
-        }
+        super::protobuf::MEDIA_TYPE => super::protobuf::decode(bytes).map_err(|e| match e {
+            super::protobuf::DecodeError::UnknownKind { .. } => {
+                ApiError::new(415, "UnsupportedMediaType", e.to_string())
+            }
+            _ => ApiError::bad_request(format!(
+                "the request body could not be decoded as protobuf: {e}"
+            )),
+        })?,
         other => {
             // Lenient: try JSON for unknown types a client may send with JSON inside.
             serde_json::from_slice(bytes).map_err(|_| {
@@ -134,6 +136,6 @@ mod tests {
         let e = parse_object(b"{nope", Some("application/json")).unwrap_err();
         assert_eq!(e.code, 400);
         let e = parse_object(b"\x00", Some("application/vnd.kubernetes.protobuf")).unwrap_err();
-        assert_eq!(e.code, 415);
+        assert_eq!(e.code, 400);
     }
 }

@@ -10,6 +10,7 @@ mod http;
 mod metrics;
 mod namespaces;
 mod objects;
+mod protobuf;
 mod route;
 mod status;
 mod subresources;
