@@ -29,6 +29,7 @@ from kubernetes.client.rest import ApiException
 DEADLINE = 30
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 class CheckFailed(Exception):
@@ -94,22 +95,23 @@ class Watcher:
     """A watch in a thread of its own, started from a list's resourceVersion, that
     records every event so the main thread can wait for the ones it caused."""
 
-    def __init__(self, list_fn, namespace, resource_version):
+    def __init__(self, list_fn, namespace, resource_version, bookmarks=False):
         self.events = queue.Queue()
         self.seen = []
         self.error = None
         self.w = watch.Watch()
         self.thread = threading.Thread(
-            target=self._run, args=(list_fn, namespace, resource_version), daemon=True
+            target=self._run, args=(list_fn, namespace, resource_version, bookmarks), daemon=True
         )
         self.thread.start()
 
-    def _run(self, list_fn, namespace, resource_version):
+    def _run(self, list_fn, namespace, resource_version, bookmarks):
         try:
             for ev in self.w.stream(
                 list_fn,
                 namespace,
                 resource_version=resource_version,
+                allow_watch_bookmarks=bookmarks,
                 timeout_seconds=DEADLINE * 2,
                 _request_timeout=DEADLINE * 2 + 10,
             ):
@@ -177,7 +179,11 @@ def check_errors(core, ns):
                   "spec": {"containers": []}})
     body = expect_error("pod with an invalid name", 422, "Invalid", core.create_namespaced_pod, ns,
                         pod_manifest("Bad_Name!"))
-    expect_eq(body.get("details", {}).get("name"), "Bad_Name!", "422 details.name")
+    details = body.get("details", {})
+    expect_eq(details.get("name"), "Bad_Name!", "422 details.name")
+    expect_eq(details.get("kind"), "Pod", "422 details.kind")
+    fields = [c.get("field") for c in details.get("causes", [])]
+    expect("metadata.name" in fields, f"422 details.causes {fields} name metadata.name")
     expect_error("configmap with an invalid name", 422, "Invalid", core.create_namespaced_config_map,
                  ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="-bad-")))
 
@@ -270,6 +276,73 @@ def check_configmap(core, ns):
     ok(f"watch from the list's resourceVersion replays {len(kinds)} events in order")
 
 
+def check_paging_and_idle_watch(core, ns):
+    for i in range(5):
+        core.create_namespaced_config_map(ns, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=f"page-{i}", labels={"page": "yes", "idx": str(i)}),
+            data={"i": str(i)}))
+    names, token, pages = [], None, 0
+    while True:
+        page = core.list_namespaced_config_map(ns, label_selector="page=yes", limit=2, _continue=token)
+        expect(len(page.items) <= 2, f"page of {len(page.items)} items with limit=2")
+        names += [c.metadata.name for c in page.items]
+        pages += 1
+        token = page.metadata._continue
+        if not token:
+            break
+        expect(pages < 10, "paging ends")
+    expect_eq(names, [f"page-{i}" for i in range(5)], "configmaps paged by 2")
+    expect_eq(pages, 3, "pages for 5 items by 2")
+    ok("list paged with limit=2 and continue tokens: 3 pages, 5 items in order")
+
+    any_rv = core.list_namespaced_config_map(ns, resource_version="0", label_selector="page=yes")
+    expect_eq(len(any_rv.items), 5, "list with resourceVersion=0")
+    ok("list with resourceVersion=0")
+
+    # A watch with a timeout ends by itself when nothing happens.
+    rv = core.list_namespaced_config_map(ns).metadata.resource_version
+    began = time.monotonic()
+    events = list(watch.Watch().stream(core.list_namespaced_config_map, ns, resource_version=rv,
+                                       label_selector="page=yes", timeout_seconds=1,
+                                       _request_timeout=DEADLINE))
+    took = time.monotonic() - began
+    expect_eq([e["type"] for e in events], [], "events on an idle watch")
+    expect(took < 10, f"idle watch with timeoutSeconds=1 took {took:.1f}s to end")
+    ok(f"idle watch with timeoutSeconds=1 ended after {took:.1f}s without events")
+
+    status, body = api_error(core.list_namespaced_config_map, ns, label_selector="a in (b")
+    expect_eq(status, 400, "bad label selector status")
+    expect_eq(body.get("reason"), "BadRequest", "bad label selector reason")
+    expect_eq(body.get("message", "").count("unable to parse requirement"), 1,
+              f"upstream wording, said once: {body.get('message')!r}")
+    ok(f"bad label selector -> 400 BadRequest: {body.get('message')}")
+    # Delete a collection by selector.
+    core.delete_collection_namespaced_config_map(ns, label_selector="page=yes,idx in (3,4)")
+    names = [c.metadata.name for c in core.list_namespaced_config_map(ns, label_selector="page=yes").items]
+    expect_eq(names, ["page-0", "page-1", "page-2"], "configmaps after deleting a collection")
+    ok("delete collection by label selector removed 2 of 5")
+
+    gen = core.create_namespaced_config_map(ns, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(generate_name="gen-")))
+    expect(gen.metadata.name.startswith("gen-") and len(gen.metadata.name) > 4,
+           f"generated name {gen.metadata.name!r}")
+    ok(f"generateName gave {gen.metadata.name}")
+
+    # Server-side apply: creates when absent, then updates the applier's fields.
+    applied = core.patch_namespaced_config_map(
+        "applied", ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"},
+                        "data": {"x": "1"}},
+        field_manager="py-test", _content_type=APPLY_PATCH)
+    expect_eq(applied.data, {"x": "1"}, "data after a creating server-side apply")
+    applied = core.patch_namespaced_config_map(
+        "applied", ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"},
+                        "data": {"x": "2", "y": "3"}},
+        field_manager="py-test", _content_type=APPLY_PATCH)
+    expect_eq(applied.data, {"x": "2", "y": "3"}, "data after an updating server-side apply")
+    ok("server-side apply created then updated a configmap")
+    # What is left stays behind for the namespace deletion to remove.
+
+
 def pod_manifest(name, labels=None):
     return {
         "apiVersion": "v1",
@@ -343,8 +416,9 @@ def check_pod(core, ns):
     expect_error("replace a pod with a stale resourceVersion", 409, "Conflict",
                  core.replace_namespaced_pod, "py-pod", ns, current)
 
-    deleted = core.delete_namespaced_pod("py-pod", ns)
-    expect(isinstance(deleted, client.V1Pod) or deleted is not None, "delete answers")
+    deleted = core.delete_namespaced_pod("py-pod", ns, body=client.V1DeleteOptions(grace_period_seconds=0))
+    expect(isinstance(deleted, client.V1Pod), f"delete answers the pod, got {type(deleted).__name__}")
+    expect_eq(deleted.metadata.name, "py-pod", "deleted pod name")
     wait_gone("pod py-pod", core.read_namespaced_pod, "py-pod", ns)
     w.wait_for("DELETED", "py-pod")
     ok("watch: DELETED pod")
@@ -374,7 +448,7 @@ def deployment(name, replicas):
 def check_deployment(apps, ns):
     start = apps.list_namespaced_deployment(ns)
     expect_eq(start.items, [], "deployments in a new namespace")
-    w = Watcher(apps.list_namespaced_deployment, ns, start.metadata.resource_version)
+    w = Watcher(apps.list_namespaced_deployment, ns, start.metadata.resource_version, bookmarks=True)
 
     created = apps.create_namespaced_deployment(ns, deployment("py-deploy", 2))
     expect_eq(created.spec.replicas, 2, "created deployment replicas")
@@ -394,10 +468,27 @@ def check_deployment(apps, ns):
     expect(st.status is not None, "deployment status present")
     ok(f"deployment status read (observedGeneration {st.status.observed_generation})")
 
+    # The status subresource changes status only; the main resource ignores status.
+    st = apps.patch_namespaced_deployment_status("py-deploy", ns, {"status": {
+        "observedGeneration": 1, "replicas": 2, "unavailableReplicas": 2,
+        "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                        "message": "Deployment does not have minimum availability."}]}},
+        _content_type=MERGE_PATCH)
+    expect_eq(st.status.replicas, 2, "status.replicas after a status patch")
+    expect_eq([(c.type, c.status) for c in st.status.conditions], [("Available", "False")], "conditions")
+    expect_eq(st.spec.replicas, 2, "spec after a status patch")
+    expect_eq(st.metadata.generation, 1, "generation after a status patch")
+    after = apps.patch_namespaced_deployment("py-deploy", ns, {"status": {"replicas": 7}},
+                                             _content_type=MERGE_PATCH)
+    expect_eq(after.status.replicas, 2, "status.replicas after patching status through the main resource")
+    ok("deployment status patched through /status; ignored through the main resource")
+
     scale = apps.read_namespaced_deployment_scale("py-deploy", ns)
     expect_eq(scale.kind, "Scale", "scale kind")
     expect_eq(scale.spec.replicas, 2, "scale spec.replicas")
     expect_eq(scale.metadata.name, "py-deploy", "scale name")
+    expect_eq(scale.status.replicas, 2, "scale status.replicas")
+    expect_eq(scale.status.selector, "app=py-deploy", "scale status.selector")
     ok("deployment scale read (autoscaling/v1 Scale, 2 replicas)")
 
     # Strategic merge patch on the template: containers merge by name.
@@ -447,11 +538,51 @@ def check_deployment(apps, ns):
     expect_error("deployment whose selector does not match its template", 422, "Invalid",
                  apps.create_namespaced_deployment, ns, bad)
 
-    apps.delete_namespaced_deployment("py-deploy", ns)
+    apps.delete_namespaced_deployment("py-deploy", ns, body=client.V1DeleteOptions(
+        propagation_policy="Background"))
     wait_gone("deployment py-deploy", apps.read_namespaced_deployment, "py-deploy", ns)
     w.wait_for("DELETED", "py-deploy")
     ok("watch: DELETED deployment")
     w.stop()
+
+    # Foreground deletion, as the client's own deployment example deletes: the
+    # object stays, marked, with the garbage collector's finalizer until its
+    # dependents are gone. Removing the last finalizer (as the collector does, or
+    # as done here when no collector was quicker) completes the deletion.
+    apps.create_namespaced_deployment(ns, deployment("py-fg", 1))
+    apps.delete_namespaced_deployment("py-fg", ns, body=client.V1DeleteOptions(
+        propagation_policy="Foreground", grace_period_seconds=5))
+    try:
+        marked = apps.read_namespaced_deployment("py-fg", ns)
+        expect(marked.metadata.deletion_timestamp is not None, "foreground-deleted deployment has a deletionTimestamp")
+        expect("foregroundDeletion" in (marked.metadata.finalizers or []),
+               f"finalizers {marked.metadata.finalizers} hold foregroundDeletion")
+        ok("foreground delete marks the deployment (deletionTimestamp, foregroundDeletion finalizer)")
+        apps.patch_namespaced_deployment("py-fg", ns, {"metadata": {"finalizers": None}},
+                                         _content_type=MERGE_PATCH)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    wait_gone("foreground-deleted deployment py-fg", apps.read_namespaced_deployment, "py-fg", ns)
+
+
+def check_namespace_deletion(core, apps, ns):
+    apps.create_namespaced_deployment(ns, deployment("left-behind", 1))
+    expect(len(core.list_namespaced_config_map(ns).items) >= 5, "configmaps left before deleting the namespace")
+    core.delete_namespace(ns)
+    try:
+        terminating = core.read_namespace(ns)
+        expect(terminating.metadata.deletion_timestamp is not None, "deleted namespace has a deletionTimestamp")
+        expect_eq(terminating.status.phase, "Terminating", "deleted namespace phase")
+        ok("namespace deletion started: Terminating")
+    except ApiException as e:
+        expect_eq(e.status, 404, "namespace read right after delete")
+    wait_gone(f"namespace {ns}", core.read_namespace, ns)
+    sel = f"metadata.namespace={ns}"
+    left = core.list_config_map_for_all_namespaces(field_selector=sel).items
+    left += apps.list_deployment_for_all_namespaces(field_selector=sel).items
+    expect_eq([o.metadata.name for o in left], [], "objects left in the deleted namespace")
+    ok("namespace contents were removed with it")
 
 
 def main():
@@ -470,9 +601,9 @@ def main():
         check_errors(core, ns)
         check_configmap(core, ns)
         check_pod(core, ns)
+        check_paging_and_idle_watch(core, ns)
         check_deployment(apps, ns)
-        core.delete_namespace(ns)
-        wait_gone(f"namespace {ns}", core.read_namespace, ns)
+        check_namespace_deletion(core, apps, ns)
     except CheckFailed as e:
         print(f"FAIL {e}", flush=True)
         cleanup(core, ns)
