@@ -154,6 +154,23 @@ class Watcher:
         self.w.stop()
 
 
+def patch_as(content_type, fn, *args, **kwargs):
+    """Calls a patch method with the given Content-Type. Clients since about 32 take
+    `_content_type`; older ones choose from the body (a list: JSON patch, an
+    object: strategic merge), so there the header is forced for this one call."""
+    try:
+        return fn(*args, _content_type=content_type, **kwargs)
+    except TypeError as e:
+        if "_content_type" not in str(e):
+            raise
+    api = fn.__self__.api_client
+    api.set_default_header("Content-Type", content_type)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        api.default_headers.pop("Content-Type", None)
+
+
 def rv_of(obj):
     return int(obj.metadata.resource_version)
 
@@ -220,9 +237,9 @@ def check_configmap(core, ns):
     ok("configmap read and listed by label, set and field selectors")
 
     # Merge patch: maps merge, null deletes a key.
-    patched = core.patch_namespaced_config_map(
+    patched = patch_as(
+        MERGE_PATCH, core.patch_namespaced_config_map,
         "py-cm", ns, {"data": {"b": "2", "a": None}, "metadata": {"labels": {"patched": "merge"}}},
-        _content_type=MERGE_PATCH,
     )
     expect_eq(patched.data, {"b": "2", "keep": "yes"}, "data after merge patch")
     expect_eq(patched.metadata.labels.get("patched"), "merge", "label after merge patch")
@@ -232,10 +249,10 @@ def check_configmap(core, ns):
     ok("watch: MODIFIED configmap after merge patch")
 
     # JSON patch: a list of operations.
-    patched = core.patch_namespaced_config_map(
+    patched = patch_as(
+        JSON_PATCH, core.patch_namespaced_config_map,
         "py-cm", ns, [{"op": "replace", "path": "/data/b", "value": "3"},
                       {"op": "add", "path": "/data/c", "value": "4"}],
-        _content_type=JSON_PATCH,
     )
     expect_eq(patched.data, {"b": "3", "c": "4", "keep": "yes"}, "data after JSON patch")
     ok("configmap JSON patch")
@@ -329,15 +346,15 @@ def check_paging_and_idle_watch(core, ns):
     ok(f"generateName gave {gen.metadata.name}")
 
     # Server-side apply: creates when absent, then updates the applier's fields.
-    applied = core.patch_namespaced_config_map(
+    applied = patch_as(APPLY_PATCH, core.patch_namespaced_config_map,
         "applied", ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"},
                         "data": {"x": "1"}},
-        field_manager="py-test", _content_type=APPLY_PATCH)
+        field_manager="py-test")
     expect_eq(applied.data, {"x": "1"}, "data after a creating server-side apply")
-    applied = core.patch_namespaced_config_map(
+    applied = patch_as(APPLY_PATCH, core.patch_namespaced_config_map,
         "applied", ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"},
                         "data": {"x": "2", "y": "3"}},
-        field_manager="py-test", _content_type=APPLY_PATCH)
+        field_manager="py-test")
     expect_eq(applied.data, {"x": "2", "y": "3"}, "data after an updating server-side apply")
     ok("server-side apply created then updated a configmap")
     # What is left stays behind for the namespace deletion to remove.
@@ -469,17 +486,16 @@ def check_deployment(apps, ns):
     ok(f"deployment status read (observedGeneration {st.status.observed_generation})")
 
     # The status subresource changes status only; the main resource ignores status.
-    st = apps.patch_namespaced_deployment_status("py-deploy", ns, {"status": {
+    st = patch_as(MERGE_PATCH, apps.patch_namespaced_deployment_status, "py-deploy", ns, {"status": {
         "observedGeneration": 1, "replicas": 2, "unavailableReplicas": 2,
         "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
-                        "message": "Deployment does not have minimum availability."}]}},
-        _content_type=MERGE_PATCH)
+                        "message": "Deployment does not have minimum availability."}]}})
     expect_eq(st.status.replicas, 2, "status.replicas after a status patch")
     expect_eq([(c.type, c.status) for c in st.status.conditions], [("Available", "False")], "conditions")
     expect_eq(st.spec.replicas, 2, "spec after a status patch")
     expect_eq(st.metadata.generation, 1, "generation after a status patch")
-    after = apps.patch_namespaced_deployment("py-deploy", ns, {"status": {"replicas": 7}},
-                                             _content_type=MERGE_PATCH)
+    after = patch_as(MERGE_PATCH, apps.patch_namespaced_deployment, "py-deploy", ns,
+                     {"status": {"replicas": 7}})
     expect_eq(after.status.replicas, 2, "status.replicas after patching status through the main resource")
     ok("deployment status patched through /status; ignored through the main resource")
 
@@ -510,8 +526,8 @@ def check_deployment(apps, ns):
     scale = apps.patch_namespaced_deployment_scale("py-deploy", ns, {"spec": {"replicas": 3}})
     expect_eq(scale.spec.replicas, 3, "scale after patch")
     expect_eq(apps.read_namespaced_deployment("py-deploy", ns).spec.replicas, 3, "deployment replicas after scale patch")
-    scale = apps.patch_namespaced_deployment_scale("py-deploy", ns, {"spec": {"replicas": 4}},
-                                                   _content_type=MERGE_PATCH)
+    scale = patch_as(MERGE_PATCH, apps.patch_namespaced_deployment_scale, "py-deploy", ns,
+                     {"spec": {"replicas": 4}})
     expect_eq(scale.spec.replicas, 4, "scale after merge patch")
     scale.spec.replicas = 1
     scale = apps.replace_namespaced_deployment_scale("py-deploy", ns, scale)
@@ -558,8 +574,8 @@ def check_deployment(apps, ns):
         expect("foregroundDeletion" in (marked.metadata.finalizers or []),
                f"finalizers {marked.metadata.finalizers} hold foregroundDeletion")
         ok("foreground delete marks the deployment (deletionTimestamp, foregroundDeletion finalizer)")
-        apps.patch_namespaced_deployment("py-fg", ns, {"metadata": {"finalizers": None}},
-                                         _content_type=MERGE_PATCH)
+        patch_as(MERGE_PATCH, apps.patch_namespaced_deployment, "py-fg", ns,
+                 {"metadata": {"finalizers": None}})
     except ApiException as e:
         if e.status != 404:
             raise
