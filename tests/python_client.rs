@@ -26,7 +26,11 @@ fn python_client_available() -> bool {
             eprintln!("python kubernetes client {}", stdout(&o).trim());
             return true;
         }
-        Ok(o) => format!("`import kubernetes` failed: {}", stderr(&o).trim()),
+        Ok(o) => {
+            let err = stderr(&o);
+            let last = err.lines().last().unwrap_or("no output").trim().to_string();
+            format!("`import kubernetes` failed: {last}")
+        }
         Err(e) => format!("python3 does not run: {e}"),
     };
     let why = format!("{why} (install it with `pip install kubernetes`)");
@@ -49,7 +53,6 @@ fn python_client_drives_configmaps_pods_and_deployments() {
         .arg("-u")
         .arg(&script)
         .arg(m.kubeconfig())
-        .env("HOME", m.dir.path())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))

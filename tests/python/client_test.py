@@ -9,6 +9,9 @@ The client deserializes every response into its generated models, which enforce
 the upstream OpenAPI `required` lists: a response missing a required field fails
 here exactly as it would fail a user.
 
+Runs on both generations of the client: 37.x (pydantic models, `_content_type`)
+and the older ones such as 31.x (which send `watch=True`).
+
 Usage: client_test.py KUBECONFIG. Prints one line per check; exits 1 with the
 reason on the first failure (and deletes its namespace on the way out).
 """
@@ -338,6 +341,15 @@ def check_paging_and_idle_watch(core, ns):
     names = [c.metadata.name for c in core.list_namespaced_config_map(ns, label_selector="page=yes").items]
     expect_eq(names, ["page-0", "page-1", "page-2"], "configmaps after deleting a collection")
     ok("delete collection by label selector removed 2 of 5")
+
+    # A watch without a resourceVersion starts with an ADDED event per existing object.
+    began = time.monotonic()
+    initial = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
+        core.list_namespaced_config_map, ns, label_selector="page=yes", timeout_seconds=2,
+        _request_timeout=DEADLINE)]
+    expect_eq(sorted(initial), [("ADDED", f"page-{i}") for i in range(3)], "initial watch events")
+    expect(time.monotonic() - began < 10, "watch with timeoutSeconds=2 ended")
+    ok("watch without resourceVersion: ADDED for each of the 3 existing configmaps")
 
     gen = core.create_namespaced_config_map(ns, client.V1ConfigMap(
         metadata=client.V1ObjectMeta(generate_name="gen-")))
