@@ -435,6 +435,13 @@ def check_pod(core, ns):
     w.wait_for("MODIFIED", "py-pod", lambda o: (o.metadata.labels or {}).get("patched") == "smp")
     ok("watch: MODIFIED pod")
 
+    # Strategic merge null removes a label; a pod's command is immutable.
+    patched = core.patch_namespaced_pod("py-pod", ns, {"metadata": {"labels": {"patched": None}}})
+    expect_eq(patched.metadata.labels, {"app": "py"}, "labels after a strategic merge null")
+    body = expect_error("change a running pod's command", 422, "Invalid", core.patch_namespaced_pod,
+                        "py-pod", ns, {"spec": {"containers": [{"name": "main", "command": ["true"]}]}})
+    expect_eq(body.get("details", {}).get("kind"), "Pod", "422 details.kind")
+
     current = core.read_namespaced_pod("py-pod", ns)
     stale_rv = current.metadata.resource_version
     current.metadata.annotations = {"replaced": "yes"}
@@ -560,6 +567,10 @@ def check_deployment(apps, ns):
     expect_error("replace a deployment with a stale resourceVersion", 409, "Conflict",
                  apps.replace_namespaced_deployment, "py-deploy", ns, current)
     ok("deployment replaced")
+
+    expect_error("change a deployment's selector", 422, "Invalid", apps.patch_namespaced_deployment,
+                 "py-deploy", ns, {"spec": {"selector": {"matchLabels": {"app": "py-deploy", "x": "y"}},
+                                            "template": {"metadata": {"labels": {"x": "y"}}}}})
 
     bad = deployment("py-bad", 1)
     bad.spec.selector = client.V1LabelSelector(match_labels={"app": "other"})
