@@ -12,7 +12,10 @@ here exactly as it would fail a user.
 Runs on both generations of the client: 37.x (pydantic models, `_content_type`)
 and the older ones such as 31.x (which send `watch=True`).
 
-Usage: client_test.py KUBECONFIG. Prints one line per check; exits 1 with the
+Usage: client_test.py KUBECONFIG [--after-restart]. With --after-restart (run
+against a master restarted since its last writes) it checks only that a watch
+from a resourceVersion the master no longer holds raises a 410 Expired
+ApiException, and that a watch from a fresh list works. Prints one line per check; exits 1 with the
 reason on the first failure (and deletes its namespace on the way out).
 """
 
@@ -624,15 +627,50 @@ def check_namespace_deletion(core, apps, ns):
     ok("namespace contents were removed with it")
 
 
+def check_after_restart(core):
+    current = core.list_namespace()
+    expect(int(current.metadata.resource_version) > 1, "the store kept its revisions")
+    try:
+        events = list(watch.Watch().stream(core.list_namespace, resource_version="1", timeout_seconds=5,
+                                           _request_timeout=DEADLINE))
+        raise CheckFailed(f"watch from resourceVersion 1 after a restart gave {len(events)} events, not 410")
+    except ApiException as e:
+        expect_eq(e.status, 410, "status of a watch from a resourceVersion no longer held")
+        expect("Expired" in str(e.reason), f"reason {e.reason!r} says Expired")
+        ok(f"watch from an expired resourceVersion raised {e.status}: {e.reason}")
+
+    name = f"py-restart-{os.getpid()}"
+    start = core.list_namespaced_config_map("default")
+    w = Watcher(core.list_namespaced_config_map, "default", start.metadata.resource_version)
+    core.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name)))
+    w.wait_for("ADDED", name)
+    core.delete_namespaced_config_map(name, "default")
+    w.wait_for("DELETED", name)
+    w.stop()
+    ok("watch from a fresh list after the restart: ADDED, DELETED")
+
+
 def main():
-    if len(sys.argv) != 2:
-        print("usage: client_test.py KUBECONFIG", file=sys.stderr)
+    args = sys.argv[1:]
+    after_restart = "--after-restart" in args
+    args = [a for a in args if a != "--after-restart"]
+    if len(args) != 1:
+        print("usage: client_test.py KUBECONFIG [--after-restart]", file=sys.stderr)
         return 64
-    config.load_kube_config(config_file=sys.argv[1])
+    config.load_kube_config(config_file=args[0])
     core = client.CoreV1Api()
     apps = client.AppsV1Api()
     version = client.VersionApi().get_code()
     ok(f"version {version.git_version}")
+    if after_restart:
+        try:
+            check_after_restart(core)
+        except Exception as e:
+            print(f"FAIL {type(e).__name__}: {e}", flush=True)
+            traceback.print_exc()
+            return 1
+        print("PASS all checks", flush=True)
+        return 0
 
     ns = f"py-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     check_namespace(core, ns)
