@@ -12,11 +12,11 @@ here exactly as it would fail a user.
 Runs on both generations of the client: 37.x (pydantic models, `_content_type`)
 and the older ones such as 31.x (which send `watch=True`).
 
-Usage: client_test.py KUBECONFIG [--after-restart]. With --after-restart (run
-against a master restarted since its last writes) it checks only that a watch
-from a resourceVersion the master no longer holds raises a 410 Expired
-ApiException, and that a watch from a fresh list works. Prints one line per check; exits 1 with the
-reason on the first failure (and deletes its namespace on the way out).
+Usage: client_test.py KUBECONFIG [--after-restart]. Prints one line per check;
+exits 1 with the reason on the first failure (and deletes its namespace on the
+way out). With --after-restart (against a master restarted since its last
+writes) it checks only that a watch from a resourceVersion the master no longer
+holds raises a 410 Expired ApiException, and that a watch from a fresh list works.
 """
 
 import json
@@ -145,7 +145,8 @@ class Watcher:
             if ev is None:
                 self.events.put(None)
                 raise CheckFailed(
-                    f"watch ended before a {kind} event for {name} (error: {self.error!r}); saw {self.summary()}"
+                    f"watch ended before a {kind} event for {name} (error: {self.error!r}); "
+                    f"saw {self.summary()}"
                 )
             obj = ev["object"]
             n = obj.metadata.name
@@ -547,14 +548,16 @@ def check_deployment(apps, ns):
 
     scale = apps.patch_namespaced_deployment_scale("py-deploy", ns, {"spec": {"replicas": 3}})
     expect_eq(scale.spec.replicas, 3, "scale after patch")
-    expect_eq(apps.read_namespaced_deployment("py-deploy", ns).spec.replicas, 3, "deployment replicas after scale patch")
+    expect_eq(apps.read_namespaced_deployment("py-deploy", ns).spec.replicas, 3,
+              "deployment replicas after scale patch")
     scale = patch_as(MERGE_PATCH, apps.patch_namespaced_deployment_scale, "py-deploy", ns,
                      {"spec": {"replicas": 4}})
     expect_eq(scale.spec.replicas, 4, "scale after merge patch")
     scale.spec.replicas = 1
     scale = apps.replace_namespaced_deployment_scale("py-deploy", ns, scale)
     expect_eq(scale.spec.replicas, 1, "scale after replace")
-    expect_eq(apps.read_namespaced_deployment("py-deploy", ns).spec.replicas, 1, "deployment replicas after scale replace")
+    expect_eq(apps.read_namespaced_deployment("py-deploy", ns).spec.replicas, 1,
+              "deployment replicas after scale replace")
     ok("deployment scale patched (strategic, merge) and replaced: 3, 4, 1")
     w.wait_for("MODIFIED", "py-deploy", lambda o: o.spec.replicas == 1)
     ok("watch: MODIFIED deployment after scale")
@@ -565,7 +568,8 @@ def check_deployment(apps, ns):
     current.spec.template.spec.containers[1].image = "busybox:1.37"
     replaced = apps.replace_namespaced_deployment("py-deploy", ns, current)
     expect_eq(replaced.metadata.labels.get("replaced"), "yes", "labels after replace")
-    expect(all(c.image == "busybox:1.37" for c in replaced.spec.template.spec.containers), "images after replace")
+    expect(all(c.image == "busybox:1.37" for c in replaced.spec.template.spec.containers),
+           "images after replace")
     current.metadata.resource_version = stale_rv
     expect_error("replace a deployment with a stale resourceVersion", 409, "Conflict",
                  apps.replace_namespaced_deployment, "py-deploy", ns, current)
@@ -596,7 +600,8 @@ def check_deployment(apps, ns):
         propagation_policy="Foreground", grace_period_seconds=5))
     try:
         marked = apps.read_namespaced_deployment("py-fg", ns)
-        expect(marked.metadata.deletion_timestamp is not None, "foreground-deleted deployment has a deletionTimestamp")
+        expect(marked.metadata.deletion_timestamp is not None,
+               "foreground-deleted deployment has a deletionTimestamp")
         expect("foregroundDeletion" in (marked.metadata.finalizers or []),
                f"finalizers {marked.metadata.finalizers} hold foregroundDeletion")
         ok("foreground delete marks the deployment (deletionTimestamp, foregroundDeletion finalizer)")
@@ -610,11 +615,13 @@ def check_deployment(apps, ns):
 
 def check_namespace_deletion(core, apps, ns):
     apps.create_namespaced_deployment(ns, deployment("left-behind", 1))
-    expect(len(core.list_namespaced_config_map(ns).items) >= 5, "configmaps left before deleting the namespace")
+    expect(len(core.list_namespaced_config_map(ns).items) >= 5,
+           "configmaps left before deleting the namespace")
     core.delete_namespace(ns)
     try:
         terminating = core.read_namespace(ns)
-        expect(terminating.metadata.deletion_timestamp is not None, "deleted namespace has a deletionTimestamp")
+        expect(terminating.metadata.deletion_timestamp is not None,
+               "deleted namespace has a deletionTimestamp")
         expect_eq(terminating.status.phase, "Terminating", "deleted namespace phase")
         ok("namespace deletion started: Terminating")
     except ApiException as e:
