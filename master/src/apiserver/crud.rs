@@ -66,13 +66,13 @@ pub struct ListOptions {
 
 impl ListOptions {
     pub fn from_query(res: &Resource, q: &Query) -> Result<Self, ApiError> {
-        let labels =
-            match q.non_empty("labelSelector") {
-                Some(s) => Some(LabelSelector::parse(s).map_err(|e| {
-                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
-                })?),
-                None => None,
-            };
+        // The selector error already reads "unable to parse requirement: …".
+        let labels = match q.non_empty("labelSelector") {
+            Some(s) => {
+                Some(LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?)
+            }
+            None => None,
+        };
         let fields = match q.non_empty("fieldSelector") {
             Some(s) => {
                 let f = FieldSelector::parse(s)

@@ -180,9 +180,12 @@ impl Query {
         self.params.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// A boolean parameter: present as `true`, `1` or empty means true.
+    /// A boolean parameter as upstream reads one: present and neither `0` nor
+    /// `false` (any case) means true, so `true`, `True` (older Python clients),
+    /// `1` and an empty value all count.
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1" | ""))
+        self.get(key)
+            .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
     }
 
     pub fn non_empty(&self, key: &str) -> Option<&str> {
@@ -252,5 +255,8 @@ mod tests {
         assert!(q.flag("watch"));
         assert_eq!(q.get("limit"), Some("5"));
         assert!(!q.flag("follow"));
+        let q = Query::parse(Some("watch=True&a=FALSE&b=0&c=&d=false&e=TRUE"));
+        assert!(q.flag("watch") && q.flag("c") && q.flag("e"));
+        assert!(!q.flag("a") && !q.flag("b") && !q.flag("d"));
     }
 }

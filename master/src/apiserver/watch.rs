@@ -45,7 +45,7 @@ pub(super) async fn serve(
     opts.continue_after = None;
     let rv = q.non_empty("resourceVersion").unwrap_or("");
     let send_initial = match q.get("sendInitialEvents") {
-        Some(v) => v == "true",
+        Some(_) => q.flag("sendInitialEvents"),
         None => rv.is_empty() || rv == "0",
     };
     let start: Option<Revision> = if send_initial && (rv.is_empty() || rv == "0") {
@@ -66,7 +66,7 @@ pub(super) async fn serve(
         opts,
         table,
         bookmarks: q.flag("allowWatchBookmarks"),
-        initial_events_end: q.get("sendInitialEvents") == Some("true"),
+        initial_events_end: q.flag("sendInitialEvents"),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
     server.metrics.watch_opened();
