@@ -15,6 +15,8 @@ mod watch;
 
 pub use config::{Config, ConfigError, Credentials};
 pub use error::{ApiError, ClientError};
+/// Re-exported so callers of [`Client::request`] need no `http` dependency.
+pub use http::{Method, StatusCode};
 pub use watch::{LineBuffer, Watch, WatchEvent};
 
 use std::path::Path;
@@ -22,11 +24,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as Pool;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
 
 use tls::HttpsConnector;
@@ -88,6 +90,8 @@ impl Client {
             Credentials::ClientCert { .. } => None,
         };
         let pool = Pool::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .http2_keep_alive_interval(Some(Duration::from_secs(30)))
             .build(HttpsConnector::new(tls));
