@@ -6,6 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: the API server allocates many small JSON trees from every worker
+/// thread, where glibc's malloc spent a quarter of the master's CPU (much of it
+/// waiting on arena locks); see docs/PERF.md.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for bad flags or configuration (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 /// Exit code for a command this build cannot run yet (EX_UNAVAILABLE).

@@ -217,12 +217,15 @@ async fn run(server: &Server, req: WatchRequest, start: Option<Revision>, tx: mp
                     Some(Ok(ev)) => ev,
                 };
                 let out = if !req.opts.filters() && req.table.is_none() {
-                    let kind = match ev.event_type {
-                        EventType::Added => "ADDED",
-                        EventType::Modified => "MODIFIED",
-                        EventType::Deleted => "DELETED",
-                    };
-                    Some(raw_line(kind, &ev.value))
+                    // Encoded once per event, shared by every watcher.
+                    Some(ev.encoded.get_or_init(|| {
+                        let kind = match ev.event_type {
+                            EventType::Added => "ADDED",
+                            EventType::Modified => "MODIFIED",
+                            EventType::Deleted => "DELETED",
+                        };
+                        raw_line(kind, &ev.value)
+                    }).clone())
                 } else {
                     let now = serde_json::from_slice::<Value>(&ev.value).ok();
                     let prev = ev.prev_value.as_ref().and_then(|p| serde_json::from_slice::<Value>(p).ok());

@@ -794,6 +794,7 @@ fn applied(
             event_type,
             value,
             prev_value,
+            encoded: Default::default(),
         }),
     }
 }

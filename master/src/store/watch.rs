@@ -38,6 +38,10 @@ pub struct Event {
     pub value: Bytes,
     /// The object before the write (`Modified` and `Deleted`), as it was stored.
     pub prev_value: Option<Bytes>,
+    /// An encoding of this event that the first consumer computes and every other
+    /// consumer shares (the API server's watch line): fan-out to many watchers
+    /// then costs no copy per watcher.
+    pub encoded: std::sync::OnceLock<Bytes>,
 }
 
 /// The event window and the open watchers of one store.
@@ -251,6 +255,7 @@ mod tests {
             event_type: EventType::Added,
             value: Bytes::from(format!("{{\"r\":{revision}}}")),
             prev_value: None,
+            encoded: Default::default(),
         })
     }
 
