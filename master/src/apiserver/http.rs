@@ -3,14 +3,12 @@
 
 use super::status::ApiError;
 use bytes::Bytes;
-use futures_util::stream;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use serde_json::Value;
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Every response body: whole or streamed.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -23,35 +21,6 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
-}
-
-/// Messages already queued are sent together up to this many bytes: one frame (and
-/// one TLS record run) for a burst of watch events instead of one per event.
-const COALESCE_BYTES: usize = 64 * 1024;
-
-/// A body fed by a channel: every message is sent as soon as it arrives, together
-/// with whatever else is already queued; the body ends when the sender is dropped.
-pub fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
-    let s = stream::unfold(rx, |mut rx| async move {
-        let first = rx.recv().await?;
-        let frame = match rx.try_recv() {
-            Err(_) => first,
-            Ok(second) => {
-                let mut buf = Vec::with_capacity(first.len() + second.len() + 1024);
-                buf.extend_from_slice(&first);
-                buf.extend_from_slice(&second);
-                while buf.len() < COALESCE_BYTES {
-                    match rx.try_recv() {
-                        Ok(more) => buf.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
-                Bytes::from(buf)
-            }
-        };
-        Some((Ok::<_, Infallible>(Frame::data(frame)), rx))
-    });
-    StreamBody::new(s).boxed_unsync()
 }
 
 pub fn bytes_response(code: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {

@@ -1,37 +1,68 @@
-//! Watch: a chunked stream of `{"type":…,"object":…}` lines, one per event, flushed
-//! as they happen. Initial ADDED events when the client asks from "now" (no or "0"
+//! Watch: a chunked stream of `{"type":…,"object":…}` lines, one per event, as they
+//! happen. Initial ADDED events when the client asks from "now" (no or "0"
 //! resourceVersion), selector transitions as ADDED/DELETED, bookmarks, 410 Expired as
-//! an ERROR event, and an end after `timeoutSeconds`. A client that does not read
-//! fills a small buffer, its store watcher falls behind and is ended: memory stays
-//! bounded.
+//! an ERROR event, and an end after `timeoutSeconds`.
+//!
+//! The response body pulls straight from the store's watcher: no task or channel
+//! per watch, and events already queued leave together in one frame. A client that
+//! does not read stops pulling, its store watcher falls behind and is ended with
+//! Expired: memory stays bounded.
 
 use super::crud::ListOptions;
-use super::http::{channel_body, Body};
+use super::http::Body;
 use super::route::{Query, Target};
 use super::status::ApiError;
 use super::Server;
-use crate::store::{EventType, Revision, StoreError};
+use crate::store::{Event, EventType, Revision, StoreError, Watcher};
 use bytes::Bytes;
+use futures_util::stream;
 use http::{header, HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
 use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval};
 
-/// Events buffered for a slow client before its watch is cut.
-const CLIENT_BUFFER: usize = 256;
 /// How often bookmarks are sent when the client allows them.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
 /// The longest a watch stays open without `timeoutSeconds` (upstream: 30–60 min).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Ready events are sent together up to this many bytes.
+const COALESCE_BYTES: usize = 64 * 1024;
 
 struct WatchRequest {
     res: &'static api::resources::Resource,
-    namespace: Option<String>,
     opts: ListOptions,
     table: Option<&'static str>,
     bookmarks: bool,
-    initial_events_end: bool,
+}
+
+/// Counts the watch as open while the body exists.
+struct OpenWatch(Arc<Server>);
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.metrics.watch_closed();
+    }
+}
+
+/// Everything one watch response needs between polls.
+struct State {
+    req: WatchRequest,
+    /// Objects that exist at the start, sent as ADDED first (stored bytes).
+    initial: VecDeque<Bytes>,
+    /// A bookmark marking the end of the initial events, when asked for.
+    initial_end: Option<Bytes>,
+    watcher: Option<Watcher>,
+    /// A last line to send (an ERROR) before ending.
+    last: Option<Bytes>,
+    deadline: Instant,
+    ticker: Interval,
+    server: Arc<Server>,
+    _open: OpenWatch,
 }
 
 pub(super) async fn serve(
@@ -62,20 +93,64 @@ pub(super) async fn serve(
         .unwrap_or(DEFAULT_TIMEOUT);
     let req = WatchRequest {
         res: t.res,
-        namespace: t.namespace.clone(),
         opts,
         table,
         bookmarks: q.flag("allowWatchBookmarks"),
-        initial_events_end: q.flag("sendInitialEvents"),
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
+    // From "now": the current objects as ADDED, then changes after the list.
+    let mut initial = VecDeque::new();
+    let mut initial_end = None;
+    let from = match start {
+        Some(rev) => rev,
+        None => {
+            let listed = server
+                .list_objects(t.res, t.namespace.as_deref(), &req.opts, false)
+                .await?;
+            initial.extend(listed.items);
+            if q.get("sendInitialEvents").is_some() && req.bookmarks {
+                initial_end = Some(bookmark(&req, listed.revision, true));
+            }
+            listed.revision
+        }
+    };
+    let prefix = t.res.key_prefix_in(t.namespace.as_deref());
+    let (watcher, last) = match server.store.watch(&prefix, from) {
+        Ok(w) => (Some(w), None),
+        Err(StoreError::Expired { requested, oldest }) => (
+            None,
+            Some(line(
+                "ERROR",
+                &ApiError::gone(requested, oldest).to_status(),
+            )),
+        ),
+        Err(e) => (
+            None,
+            Some(line(
+                "ERROR",
+                &ApiError::internal(e.to_string()).to_status(),
+            )),
+        ),
+    };
     server.metrics.watch_opened();
-    let s = server.clone();
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(timeout, run(&s, req, start, tx)).await;
-        s.metrics.watch_closed();
-    });
-    let mut resp = Response::new(channel_body(rx));
+    let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+    ticker.reset();
+    let state = State {
+        req,
+        initial,
+        initial_end,
+        watcher,
+        last,
+        deadline: Instant::now() + timeout,
+        ticker,
+        server: server.clone(),
+        _open: OpenWatch(server),
+    };
+    let body = StreamBody::new(stream::unfold(state, |mut st| async move {
+        let chunk = next_chunk(&mut st).await?;
+        Some((Ok::<_, Infallible>(Frame::data(chunk)), st))
+    }))
+    .boxed_unsync();
+    let mut resp = Response::new(body);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -85,6 +160,108 @@ pub(super) async fn serve(
         HeaderValue::from_static("no-cache, private"),
     );
     Ok(resp)
+}
+
+/// The next piece of the body, or None when the watch is over.
+async fn next_chunk(st: &mut State) -> Option<Bytes> {
+    if !st.initial.is_empty() {
+        let mut buf = Vec::new();
+        while let Some(item) = st.initial.pop_front() {
+            buf.extend_from_slice(&event_line(&st.req, "ADDED", &item, None));
+            if buf.len() >= COALESCE_BYTES {
+                break;
+            }
+        }
+        return Some(Bytes::from(buf));
+    }
+    if let Some(b) = st.initial_end.take() {
+        return Some(b);
+    }
+    let Some(watcher) = st.watcher.as_mut() else {
+        return st.last.take();
+    };
+    loop {
+        let ev = tokio::select! {
+            _ = tokio::time::sleep_until(st.deadline) => return None,
+            _ = st.ticker.tick(), if st.req.bookmarks => {
+                return Some(bookmark(&st.req, st.server.store.current_revision(), false));
+            }
+            ev = watcher.next() => ev,
+        };
+        let ev = match ev {
+            None => return None,
+            Some(Err(StoreError::Expired { requested, oldest })) => {
+                st.watcher = None;
+                return Some(line(
+                    "ERROR",
+                    &ApiError::gone(requested, oldest).to_status(),
+                ));
+            }
+            Some(Err(e)) => {
+                st.watcher = None;
+                return Some(line(
+                    "ERROR",
+                    &ApiError::internal(e.to_string()).to_status(),
+                ));
+            }
+            Some(Ok(ev)) => ev,
+        };
+        let Some(first) = encode(&st.req, &ev) else {
+            continue;
+        };
+        // Send what else is ready with it.
+        let Some(mut more) = watcher.try_next() else {
+            return Some(first);
+        };
+        let mut buf = first.to_vec();
+        loop {
+            if let Some(b) = encode(&st.req, &more) {
+                buf.extend_from_slice(&b);
+            }
+            if buf.len() >= COALESCE_BYTES {
+                break;
+            }
+            match watcher.try_next() {
+                Some(ev) => more = ev,
+                None => break,
+            }
+        }
+        return Some(Bytes::from(buf));
+    }
+}
+
+/// The line for one store event as this watch shows it, or None when the event is
+/// not for it (selectors).
+fn encode(req: &WatchRequest, ev: &Event) -> Option<Bytes> {
+    if !req.opts.filters() && req.table.is_none() {
+        // A copy per watcher; caching one shared line per event would keep a
+        // second copy of every object in the store's event window alive.
+        return Some(raw_line(type_name(ev.event_type), &ev.value));
+    }
+    let now = serde_json::from_slice::<Value>(&ev.value).ok();
+    let prev = ev
+        .prev_value
+        .as_ref()
+        .and_then(|p| serde_json::from_slice::<Value>(p).ok());
+    let now_matches = now.as_ref().is_some_and(|v| req.opts.matches(v));
+    let prev_matches = prev.as_ref().is_some_and(|v| req.opts.matches(v));
+    let kind = match ev.event_type {
+        EventType::Added if now_matches => "ADDED",
+        EventType::Modified if now_matches && prev_matches => "MODIFIED",
+        EventType::Modified if now_matches => "ADDED",
+        EventType::Modified if prev_matches => "DELETED",
+        EventType::Deleted if prev_matches || now_matches => "DELETED",
+        _ => return None,
+    };
+    Some(event_line(req, kind, &ev.value, now.as_ref()))
+}
+
+fn type_name(t: EventType) -> &'static str {
+    match t {
+        EventType::Added => "ADDED",
+        EventType::Modified => "MODIFIED",
+        EventType::Deleted => "DELETED",
+    }
 }
 
 fn line(kind: &str, object: &Value) -> Bytes {
@@ -139,114 +316,4 @@ fn bookmark(req: &WatchRequest, rev: Revision, initial_end: bool) -> Bytes {
         "BOOKMARK",
         &json!({ "kind": req.res.kind, "apiVersion": req.res.api_version(), "metadata": meta }),
     )
-}
-
-async fn run(server: &Server, req: WatchRequest, start: Option<Revision>, tx: mpsc::Sender<Bytes>) {
-    let prefix = req.res.key_prefix_in(req.namespace.as_deref());
-    // From "now": the current objects as ADDED, then changes after the list.
-    let from = match start {
-        Some(rev) => rev,
-        None => {
-            let listed = match server
-                .list_objects(req.res, req.namespace.as_deref(), &req.opts, false)
-                .await
-            {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = tx.send(line("ERROR", &e.to_status())).await;
-                    return;
-                }
-            };
-            for item in &listed.items {
-                if tx
-                    .send(event_line(&req, "ADDED", item, None))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            if req.initial_events_end && req.bookmarks {
-                let _ = tx.send(bookmark(&req, listed.revision, true)).await;
-            }
-            listed.revision
-        }
-    };
-    let mut watcher = match server.store.watch(&prefix, from) {
-        Ok(w) => w,
-        Err(StoreError::Expired { requested, oldest }) => {
-            let _ = tx
-                .send(line(
-                    "ERROR",
-                    &ApiError::gone(requested, oldest).to_status(),
-                ))
-                .await;
-            return;
-        }
-        Err(e) => {
-            let _ = tx
-                .send(line(
-                    "ERROR",
-                    &ApiError::internal(e.to_string()).to_status(),
-                ))
-                .await;
-            return;
-        }
-    };
-    let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            _ = tx.closed() => return,
-            _ = ticker.tick(), if req.bookmarks => {
-                if tx.send(bookmark(&req, server.store.current_revision(), false)).await.is_err() {
-                    return;
-                }
-            }
-            ev = watcher.next() => {
-                let ev = match ev {
-                    None => return,
-                    Some(Err(StoreError::Expired { requested, oldest })) => {
-                        let _ = tx.send(line("ERROR", &ApiError::gone(requested, oldest).to_status())).await;
-                        return;
-                    }
-                    Some(Err(e)) => {
-                        let _ = tx.send(line("ERROR", &ApiError::internal(e.to_string()).to_status())).await;
-                        return;
-                    }
-                    Some(Ok(ev)) => ev,
-                };
-                let out = if !req.opts.filters() && req.table.is_none() {
-                    // Encoded once per event, shared by every watcher.
-                    Some(ev.encoded.get_or_init(|| {
-                        let kind = match ev.event_type {
-                            EventType::Added => "ADDED",
-                            EventType::Modified => "MODIFIED",
-                            EventType::Deleted => "DELETED",
-                        };
-                        raw_line(kind, &ev.value)
-                    }).clone())
-                } else {
-                    let now = serde_json::from_slice::<Value>(&ev.value).ok();
-                    let prev = ev.prev_value.as_ref().and_then(|p| serde_json::from_slice::<Value>(p).ok());
-                    let now_matches = now.as_ref().is_some_and(|v| req.opts.matches(v));
-                    let prev_matches = prev.as_ref().is_some_and(|v| req.opts.matches(v));
-                    let kind = match ev.event_type {
-                        EventType::Added if now_matches => Some("ADDED"),
-                        EventType::Modified if now_matches && prev_matches => Some("MODIFIED"),
-                        EventType::Modified if now_matches => Some("ADDED"),
-                        EventType::Modified if prev_matches => Some("DELETED"),
-                        EventType::Deleted if prev_matches || now_matches => Some("DELETED"),
-                        _ => None,
-                    };
-                    kind.map(|k| event_line(&req, k, &ev.value, now.as_ref()))
-                };
-                if let Some(out) = out {
-                    if tx.send(out).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
 }

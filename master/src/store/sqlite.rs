@@ -794,7 +794,6 @@ fn applied(
             event_type,
             value,
             prev_value,
-            encoded: Default::default(),
         }),
     }
 }

@@ -38,10 +38,6 @@ pub struct Event {
     pub value: Bytes,
     /// The object before the write (`Modified` and `Deleted`), as it was stored.
     pub prev_value: Option<Bytes>,
-    /// An encoding of this event that the first consumer computes and every other
-    /// consumer shares (the API server's watch line): fan-out to many watchers
-    /// then costs no copy per watcher.
-    pub encoded: std::sync::OnceLock<Bytes>,
 }
 
 /// The event window and the open watchers of one store.
@@ -234,6 +230,18 @@ impl Watcher {
             }
         }
     }
+
+    /// The next event if one is ready now, without waiting. `None` means "nothing
+    /// ready"; the end of the stream and errors are left for [`Watcher::next`].
+    pub fn try_next(&mut self) -> Option<Arc<Event>> {
+        if self.done {
+            return None;
+        }
+        if let Some(event) = self.backlog.pop_front() {
+            return Some(event);
+        }
+        self.rx.try_recv().ok()
+    }
 }
 
 impl Drop for Watcher {
@@ -255,7 +263,6 @@ mod tests {
             event_type: EventType::Added,
             value: Bytes::from(format!("{{\"r\":{revision}}}")),
             prev_value: None,
-            encoded: Default::default(),
         })
     }
 
