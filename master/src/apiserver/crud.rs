@@ -339,6 +339,7 @@ impl Server {
         res: &'static Resource,
         namespace: Option<&str>,
         mut obj: Value,
+        // None: server-side apply already recorded the applier's fields.
         manager: Option<&str>,
     ) -> Result<Bytes, ApiError> {
         objects::ensure_type(res, &mut obj, res.kind).map_err(ApiError::bad_request)?;
@@ -360,6 +361,13 @@ impl Server {
         })?;
         objects::prepare_create(res, &mut obj, namespace);
         defaults::apply(res.kind, &mut obj);
+        // As upstream: the writer owns what it sent plus the defaults, not what
+        // admission adds or the status the server sets.
+        if let Some(manager) = manager {
+            patch::apply::record_update(None, &mut obj, manager, &now_rfc3339());
+        }
+        defaults::admit(res.kind, &mut obj);
+        objects::reset_status(res, &mut obj);
         let name = name_of(&obj).to_string();
         let causes = validate(res.kind, &obj, None);
         if !causes.is_empty() {
@@ -371,10 +379,6 @@ impl Server {
         let mut claimed = Vec::new();
         if res.kind == "Service" && res.group.is_empty() {
             claimed = self.allocate_service(&mut obj).await?;
-        }
-        // None: server-side apply already recorded the applier's fields.
-        if let Some(manager) = manager {
-            patch::apply::record_update(None, &mut obj, manager, &now_rfc3339());
         }
         let key = res.key(namespace, &name);
         match self.store.create(&key, obj).await {

@@ -23,7 +23,10 @@ pub fn apply(kind: &str, object: &mut Value) {
     match kind {
         "Pod" => {
             if let Some(spec) = object.get_mut("spec") {
-                pod_spec(spec, true);
+                pod_spec(spec);
+                if let Some(s) = obj(spec) {
+                    default(s, "enableServiceLinks", json!(true));
+                }
             }
         }
         "Deployment" => deployment(object),
@@ -71,6 +74,47 @@ pub fn apply(kind: &str, object: &mut Value) {
     }
 }
 
+/// What admission adds to a new object after defaulting (and after the writer's
+/// managed fields are recorded, so these are not counted as the writer's): a pod's
+/// service account, priority and the not-ready/unreachable tolerations.
+pub fn admit(kind: &str, object: &mut Value) {
+    if kind != "Pod" {
+        return;
+    }
+    let Some(s) = object.get_mut("spec").and_then(obj) else {
+        return;
+    };
+    default(s, "serviceAccountName", json!("default"));
+    let sa = s
+        .get("serviceAccountName")
+        .cloned()
+        .unwrap_or(json!("default"));
+    default(s, "serviceAccount", sa);
+    default(s, "preemptionPolicy", json!("PreemptLowerPriority"));
+    default(s, "priority", json!(0));
+    let tolerations = s.entry("tolerations").or_insert_with(|| json!([]));
+    if let Some(list) = tolerations.as_array_mut() {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
+            let tolerated = list.iter().any(|t| {
+                let k = t.get("key").and_then(Value::as_str);
+                let exists = t.get("operator").and_then(Value::as_str) == Some("Exists");
+                let effect = t.get("effect").and_then(Value::as_str);
+                (k == Some(key) || k.is_none() && exists)
+                    && (effect.is_none() || effect == Some("NoExecute"))
+            });
+            if !tolerated {
+                list.push(json!({
+                    "key": key, "operator": "Exists", "effect": "NoExecute",
+                    "tolerationSeconds": 300
+                }));
+            }
+        }
+    }
+}
+
 fn ports_protocol(ports: Option<&mut Value>) {
     if let Some(ports) = ports.and_then(Value::as_array_mut) {
         for p in ports.iter_mut().filter_map(obj) {
@@ -104,50 +148,18 @@ fn deployment(object: &mut Value) {
 
 fn pod_template(template: &mut Value) {
     if let Some(spec) = template.get_mut("spec") {
-        pod_spec(spec, false);
+        pod_spec(spec);
     }
 }
 
-/// Pod spec defaults; `is_pod` adds what admission adds to real pods only (the
-/// default service account and the not-ready/unreachable tolerations).
-pub fn pod_spec(spec: &mut Value, is_pod: bool) {
+/// Pod spec defaults, for pods and pod templates alike.
+pub fn pod_spec(spec: &mut Value) {
     let Some(s) = obj(spec) else { return };
     default(s, "restartPolicy", json!("Always"));
     default(s, "dnsPolicy", json!("ClusterFirst"));
     default(s, "terminationGracePeriodSeconds", json!(30));
     default(s, "schedulerName", json!("default-scheduler"));
     default(s, "securityContext", json!({}));
-    if is_pod {
-        default(s, "serviceAccountName", json!("default"));
-        let sa = s
-            .get("serviceAccountName")
-            .cloned()
-            .unwrap_or(json!("default"));
-        default(s, "serviceAccount", sa);
-        default(s, "enableServiceLinks", json!(true));
-        default(s, "preemptionPolicy", json!("PreemptLowerPriority"));
-        default(s, "priority", json!(0));
-        let tolerations = s.entry("tolerations").or_insert_with(|| json!([]));
-        if let Some(list) = tolerations.as_array_mut() {
-            for key in [
-                "node.kubernetes.io/not-ready",
-                "node.kubernetes.io/unreachable",
-            ] {
-                let present = list.iter().any(|t| {
-                    t.get("key").and_then(Value::as_str) == Some(key)
-                        && t.get("effect").and_then(Value::as_str) == Some("NoExecute")
-                        || t.get("operator").and_then(Value::as_str) == Some("Exists")
-                            && t.get("key").is_none()
-                });
-                if !present {
-                    list.push(json!({
-                        "key": key, "operator": "Exists", "effect": "NoExecute",
-                        "tolerationSeconds": 300
-                    }));
-                }
-            }
-        }
-    }
     for field in ["containers", "initContainers"] {
         if let Some(list) = s.get_mut(field).and_then(Value::as_array_mut) {
             for c in list.iter_mut() {
@@ -263,6 +275,7 @@ mod tests {
             {"name": "b", "image": "nginx:1.25", "ports": [{"containerPort": 80}]}
         ]}});
         apply("Pod", &mut pod);
+        admit("Pod", &mut pod);
         let s = &pod["spec"];
         assert_eq!(s["restartPolicy"], "Always");
         assert_eq!(s["dnsPolicy"], "ClusterFirst");
@@ -280,6 +293,7 @@ mod tests {
         // Idempotent.
         let before = pod.clone();
         apply("Pod", &mut pod);
+        admit("Pod", &mut pod);
         assert_eq!(pod, before);
     }
 

@@ -161,8 +161,18 @@ pub fn prepare_create(res: &Resource, obj: &mut Value, namespace: Option<&str>) 
     } else {
         meta.remove("generation");
     }
-    // Status set by a creating client is reset where upstream resets it.
-    let obj_map = obj.as_object_mut().expect("checked above");
+    if res.kind == "Secret" {
+        if let Some(m) = obj.as_object_mut() {
+            fold_string_data(m);
+        }
+    }
+}
+
+/// Resets the status a creating client sent, where upstream resets it.
+pub fn reset_status(res: &Resource, obj: &mut Value) {
+    let Some(obj_map) = obj.as_object_mut() else {
+        return;
+    };
     match res.kind {
         "Pod" => {
             let qos = obj_map.get("spec").map(qos_class).unwrap_or("BestEffort");
@@ -177,7 +187,6 @@ pub fn prepare_create(res: &Resource, obj: &mut Value, namespace: Option<&str>) 
         "Namespace" => {
             obj_map.insert("status".into(), json!({ "phase": "Active" }));
         }
-        "Secret" => fold_string_data(obj_map),
         _ => {}
     }
 }
