@@ -74,6 +74,15 @@ struct MasterArgs {
     /// Range that Services get their cluster IPs from.
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cidr: String,
+    /// Range of pod addresses; each node gets a /24 of it.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// Seconds a node may go without renewing its Lease before it is marked Unknown.
+    #[arg(long, default_value_t = 40)]
+    node_monitor_grace_period: u64,
+    /// Seconds pods tolerate an unreachable or not-ready node before eviction.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
 }
 
 #[derive(Args)]
@@ -213,6 +222,12 @@ fn run_master(a: MasterArgs) -> ExitCode {
         listen: a.listen,
         advertise_address: a.advertise_address,
         service_cidr: a.service_cidr,
+        controllers: master::controllers::Options {
+            cluster_cidr: a.cluster_cidr,
+            node_monitor_grace_period: std::time::Duration::from_secs(a.node_monitor_grace_period),
+            default_unreachable_toleration_seconds: a.default_unreachable_toleration_seconds,
+            ..Default::default()
+        },
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -16,6 +16,8 @@ pub struct MasterOptions {
     pub listen: SocketAddr,
     pub advertise_address: Option<IpAddr>,
     pub service_cidr: String,
+    /// Settings of the controllers.
+    pub controllers: crate::controllers::Options,
     /// bosun's version, for `/version`.
     pub version: String,
 }
@@ -116,8 +118,27 @@ pub async fn run(opts: MasterOptions) -> Result<(), MasterError> {
         creds.server_url,
         creds.kubeconfig.display()
     );
+    // Stable across restarts of this master (so it takes its own lease back at
+    // once) and different for every other master.
+    let identity = format!(
+        "{}_{}",
+        auth::local_hostname(std::path::Path::new(auth::PROC_HOSTNAME))
+            .unwrap_or_else(|| "master".into()),
+        opts.listen
+    );
+    let controllers = tokio::spawn(crate::controllers::run(
+        server.clone(),
+        opts.controllers.clone(),
+        identity,
+    ));
     let serve = tokio::spawn(server.serve(listener, creds.tls_config.clone(), authenticate));
-    wait_for_signal().await;
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        _ = controllers => {
+            // Leadership lost: exit so a supervisor restarts us as a candidate.
+            tracing::error!("the controller manager stopped");
+        }
+    }
     tracing::info!("shutting down");
     serve.abort();
     let _ = serve.await;

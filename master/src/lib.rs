@@ -5,6 +5,7 @@
 
 pub mod apiserver;
 pub mod auth;
+pub mod controllers;
 pub mod daemon;
 pub mod patch;
 pub mod store;

@@ -19,6 +19,24 @@ use serde_json::{json, Value};
 /// How many times a PATCH or unconditional PUT retries after losing a race.
 const MAX_RETRIES: usize = 8;
 
+/// The kinds of patch a client can send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/strategic-merge-patch+json`.
+    Strategic,
+    /// `application/apply-patch+yaml`: server-side apply.
+    Apply { force: bool },
+}
+
+/// A 409 from losing a race with another writer (not a failed precondition).
+pub(super) fn is_lost_race(e: &ApiError) -> bool {
+    e.reason == "Conflict" && e.message.contains("the object has been modified")
+}
+
 /// Maps a store error on `name` of `res` to the API error a client expects.
 pub fn store_error(res: &Resource, name: &str, err: StoreError) -> ApiError {
     match err {
@@ -605,7 +623,7 @@ impl Server {
                 )
                 .await
             {
-                Err(e) if e.reason == "Conflict" && precondition.is_none() => continue,
+                Err(e) if is_lost_race(&e) && precondition.is_none() => continue,
                 Err(e) => return Err(e),
                 Ok(stored) => return Ok(json_response(200, &stored)),
             }
@@ -623,16 +641,13 @@ impl Server {
         user_agent: &str,
     ) -> Result<Response<Body>, ApiError> {
         let media = super::http::media_type(content_type);
-        let kind = t.res.kind;
-        let key = self.key(t, name);
-        let sub = t.subresource.as_deref();
-        let patch_doc = match media.as_str() {
-            "application/merge-patch+json"
-            | "application/strategic-merge-patch+json"
-            | "application/json-patch+json" => parse_object(&body, Some("application/json"))?,
-            "application/apply-patch+yaml" | "application/apply-patch+json" => {
-                parse_object(&body, Some("application/apply-patch+yaml"))?
-            }
+        let ptype = match media.as_str() {
+            "application/merge-patch+json" => PatchType::Merge,
+            "application/strategic-merge-patch+json" => PatchType::Strategic,
+            "application/json-patch+json" => PatchType::Json,
+            "application/apply-patch+yaml" | "application/apply-patch+json" => PatchType::Apply {
+                force: q.flag("force"),
+            },
             _ => {
                 return Err(ApiError::unsupported_media(
                     &media,
@@ -645,105 +660,126 @@ impl Server {
                 ))
             }
         };
-        let is_apply = media.starts_with("application/apply-patch");
-        let manager = if is_apply {
-            match q.non_empty("fieldManager") {
-                Some(m) => m.to_string(),
-                None => {
-                    return Err(ApiError::bad_request(
-                        "PATCH, field manager: Required value: is required for apply patch",
-                    ))
-                }
-            }
-        } else {
-            field_manager(q, user_agent)
+        let patch_doc = match ptype {
+            PatchType::Apply { .. } => parse_object(&body, Some("application/apply-patch+yaml"))?,
+            _ => parse_object(&body, Some("application/json"))?,
         };
-        let force = q.flag("force");
+        let manager = match (&ptype, q.non_empty("fieldManager")) {
+            (_, Some(m)) => m.to_string(),
+            (PatchType::Apply { .. }, None) => {
+                return Err(ApiError::bad_request(
+                    "PATCH, field manager: Required value: is required for apply patch",
+                ))
+            }
+            _ => field_manager(q, user_agent),
+        };
+        let (code, bytes) = self
+            .patch_value(
+                t.res,
+                t.namespace.as_deref(),
+                name,
+                ptype,
+                &patch_doc,
+                t.subresource.as_deref(),
+                &manager,
+            )
+            .await?;
+        Ok(bytes_response(code, "application/json", bytes))
+    }
+
+    /// Applies a patch document to an object (or its status) and stores the
+    /// result, retrying when another writer got there first. Returns the HTTP code
+    /// (201 when server-side apply created the object) and the stored object.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch_value(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        ptype: PatchType,
+        patch_doc: &Value,
+        sub: Option<&str>,
+        manager: &str,
+    ) -> Result<(u16, Bytes), ApiError> {
+        let kind = res.kind;
+        let key = res.key(namespace, name);
+        let is_apply = matches!(ptype, PatchType::Apply { .. });
+        let force = matches!(ptype, PatchType::Apply { force: true });
+        let explicit = patch_doc.pointer("/metadata/resourceVersion").is_some();
         for _ in 0..MAX_RETRIES {
             let current = self
                 .store
                 .get(&key)
                 .await
-                .map_err(|e| store_error(t.res, name, e))?;
+                .map_err(|e| store_error(res, name, e))?;
             let Some(kv) = current else {
                 if is_apply && sub.is_none() {
                     let mut applied = patch_doc.clone();
-                    objects::ensure_type(t.res, &mut applied, kind)
-                        .map_err(ApiError::bad_request)?;
+                    objects::ensure_type(res, &mut applied, kind).map_err(ApiError::bad_request)?;
                     let mut obj =
-                        patch::apply::apply(None, &applied, &manager, force, &now_rfc3339())
-                            .map_err(|e| patch_error(t.res, name, e))?;
+                        patch::apply::apply(None, &applied, manager, force, &now_rfc3339())
+                            .map_err(|e| patch_error(res, name, e))?;
                     if obj.pointer("/metadata/name").is_none() {
                         obj["metadata"]["name"] = json!(name);
                     }
-                    let created = self
-                        .create_object(t.res, t.namespace.as_deref(), obj, None)
-                        .await?;
-                    return Ok(bytes_response(201, "application/json", created));
+                    let created = self.create_object(res, namespace, obj, None).await?;
+                    return Ok((201, created));
                 }
-                return Err(ApiError::not_found(t.res, name));
+                return Err(ApiError::not_found(res, name));
             };
             let old = parse_value(&kv)?;
-            let patched = match media.as_str() {
-                "application/merge-patch+json" => {
+            let patched = match ptype {
+                PatchType::Merge => {
                     let mut v = old.clone();
-                    patch::merge::apply(&mut v, &patch_doc);
+                    patch::merge::apply(&mut v, patch_doc);
                     v
                 }
-                "application/json-patch+json" => {
-                    patch::json::apply(&old, &patch_doc).map_err(|e| patch_error(t.res, name, e))?
+                PatchType::Json => {
+                    patch::json::apply(&old, patch_doc).map_err(|e| patch_error(res, name, e))?
                 }
-                "application/strategic-merge-patch+json" => {
-                    patch::strategic::apply(&old, &patch_doc, kind)
-                        .map_err(|e| patch_error(t.res, name, e))?
-                }
-                _ => {
+                PatchType::Strategic => patch::strategic::apply(&old, patch_doc, kind)
+                    .map_err(|e| patch_error(res, name, e))?,
+                PatchType::Apply { .. } => {
                     let mut applied = patch_doc.clone();
-                    objects::ensure_type(t.res, &mut applied, kind)
-                        .map_err(ApiError::bad_request)?;
-                    patch::apply::apply(Some(&old), &applied, &manager, force, &now_rfc3339())
-                        .map_err(|e| patch_error(t.res, name, e))?
+                    objects::ensure_type(res, &mut applied, kind).map_err(ApiError::bad_request)?;
+                    patch::apply::apply(Some(&old), &applied, manager, force, &now_rfc3339())
+                        .map_err(|e| patch_error(res, name, e))?
                 }
             };
             // A resourceVersion in the patch is a precondition.
-            let precondition = patched
+            if let Some(p) = patched
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
-                .map(str::to_string);
-            let old_rv = kv.mod_revision.to_string();
-            if let Some(p) = &precondition {
-                if *p != old_rv {
-                    return Err(ApiError::conflict(t.res, name));
+            {
+                if p != kv.mod_revision.to_string() {
+                    return Err(ApiError::conflict(res, name));
                 }
             }
-            let explicit = patch_doc.pointer("/metadata/resourceVersion").is_some();
             match self
                 .write_update(
-                    t.res,
+                    res,
                     &key,
                     name,
                     patched,
                     &old,
                     kv.mod_revision,
                     sub,
-                    &manager,
+                    manager,
                     !is_apply,
                 )
                 .await
             {
-                Err(e)
-                    if e.reason == "Conflict"
-                        && !explicit
-                        && e.details.is_some()
-                        && e.message.contains("has been modified") =>
-                {
-                    continue
-                }
+                Err(e) if is_lost_race(&e) && !explicit => continue,
                 Err(e) => return Err(e),
-                Ok(stored) => return Ok(json_response(200, &stored)),
+                Ok(stored) => {
+                    return Ok((
+                        200,
+                        Bytes::from(serde_json::to_vec(&stored).unwrap_or_default()),
+                    ))
+                }
             }
         }
-        Err(ApiError::conflict(t.res, name))
+        Err(ApiError::conflict(res, name))
     }
 
     pub(super) async fn delete(
@@ -758,13 +794,7 @@ impl Server {
         for _ in 0..MAX_RETRIES {
             let (old, rev) = self.get_current(t.res, &key, name).await?;
             match self.delete_one(t.res, &key, name, old, rev, &opts).await {
-                Err(e)
-                    if e.reason == "Conflict"
-                        && opts.precondition_rv.is_none()
-                        && e.message.contains("has been modified") =>
-                {
-                    continue
-                }
+                Err(e) if is_lost_race(&e) && opts.precondition_rv.is_none() => continue,
                 Err(e) => return Err(e),
                 Ok(resp) => return Ok(resp),
             }

@@ -7,6 +7,7 @@ mod crud;
 mod defaults;
 mod discovery;
 mod http;
+mod internal;
 mod metrics;
 mod namespaces;
 mod objects;
@@ -18,7 +19,9 @@ pub mod table;
 mod watch;
 
 pub use self::http::MAX_BODY;
+pub use crud::PatchType;
 pub use discovery::{KUBE_MAJOR, KUBE_MINOR};
+pub use internal::{Deletion, Kube};
 pub use metrics::CommitStats;
 pub use namespaces::Cidr;
 pub use status::ApiError;
@@ -69,7 +72,7 @@ pub struct Server {
 }
 
 /// A resource of the table by group and plural (a programming error if absent).
-fn crud_resource(group: &str, plural: &str) -> &'static Resource {
+pub fn crud_resource(group: &str, plural: &str) -> &'static Resource {
     resources::RESOURCES
         .iter()
         .find(|r| r.group == group && r.plural == plural)

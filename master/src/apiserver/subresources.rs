@@ -142,7 +142,7 @@ impl Server {
                 .write_update(t.res, &key, name, updated, &obj, rev, None, &manager, true)
                 .await
             {
-                Err(e) if e.reason == "Conflict" => continue,
+                Err(e) if super::crud::is_lost_race(&e) => continue,
                 Err(e) => return Err(e),
                 Ok(stored) => return Ok(json_response(200, &scale_of(&stored))),
             }
