@@ -44,10 +44,17 @@ pub struct Master {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub log: PathBuf,
+    /// Flags added to `bosun master` (e.g. a short node grace period).
+    pub extra_args: Vec<String>,
 }
 
 impl Master {
     pub fn start() -> Master {
+        Self::start_with(&[])
+    }
+
+    /// Starts a master with extra flags, e.g. `["--node-monitor-grace-period", "5"]`.
+    pub fn start_with(extra_args: &[&str]) -> Master {
         let dir = tempfile::Builder::new()
             .prefix("bosun-e2e")
             .tempdir()
@@ -58,6 +65,7 @@ impl Master {
             dir,
             port,
             log: PathBuf::new(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
         m.spawn();
         m
@@ -87,6 +95,7 @@ impl Master {
             .args(["master", "--data-dir"])
             .arg(self.data_dir())
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.extra_args)
             .env("BOSUN_LOG", "info")
             .stdout(Stdio::null())
             .stderr(logf)
