@@ -94,6 +94,7 @@ pub async fn run(opts: MasterOptions) -> Result<(), MasterError> {
         },
         Some(stats),
     );
+    server.set_default_toleration_seconds(opts.controllers.default_unreachable_toleration_seconds);
     server
         .bootstrap()
         .await

@@ -384,7 +384,7 @@ impl Server {
         if let Some(manager) = manager {
             patch::apply::record_update(None, &mut obj, manager, &now_rfc3339());
         }
-        defaults::admit(res.kind, &mut obj);
+        defaults::admit(res.kind, &mut obj, self.default_toleration_seconds());
         objects::reset_status(res, &mut obj);
         let name = name_of(&obj).to_string();
         let causes = validate(res.kind, &obj, None);

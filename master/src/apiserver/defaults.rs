@@ -76,8 +76,9 @@ pub fn apply(kind: &str, object: &mut Value) {
 
 /// What admission adds to a new object after defaulting (and after the writer's
 /// managed fields are recorded, so these are not counted as the writer's): a pod's
-/// service account, priority and the not-ready/unreachable tolerations.
-pub fn admit(kind: &str, object: &mut Value) {
+/// service account, priority and the not-ready/unreachable tolerations (for
+/// `toleration_seconds`).
+pub fn admit(kind: &str, object: &mut Value, toleration_seconds: i64) {
     if kind != "Pod" {
         return;
     }
@@ -108,7 +109,7 @@ pub fn admit(kind: &str, object: &mut Value) {
             if !tolerated {
                 list.push(json!({
                     "key": key, "operator": "Exists", "effect": "NoExecute",
-                    "tolerationSeconds": 300
+                    "tolerationSeconds": toleration_seconds
                 }));
             }
         }
@@ -275,7 +276,7 @@ mod tests {
             {"name": "b", "image": "nginx:1.25", "ports": [{"containerPort": 80}]}
         ]}});
         apply("Pod", &mut pod);
-        admit("Pod", &mut pod);
+        admit("Pod", &mut pod, 300);
         let s = &pod["spec"];
         assert_eq!(s["restartPolicy"], "Always");
         assert_eq!(s["dnsPolicy"], "ClusterFirst");
@@ -293,7 +294,7 @@ mod tests {
         // Idempotent.
         let before = pod.clone();
         apply("Pod", &mut pod);
-        admit("Pod", &mut pod);
+        admit("Pod", &mut pod, 300);
         assert_eq!(pod, before);
     }
 

@@ -8,10 +8,13 @@ use super::crud::{parse_value, store_error, DeleteOptions, ListOptions, PatchTyp
 use super::objects::now_rfc3339;
 use super::status::ApiError;
 use super::Server;
-use crate::store::{Revision, Watcher};
+use crate::store::{Revision, StoreError, Watcher};
 use api::resources::Resource;
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+/// Where `Kube::claim` keeps its claims.
+const CLAIMS: &str = "/bosun/claims/";
 
 /// A handle on the API for one in-process writer (its field manager name).
 #[derive(Clone)]
@@ -218,6 +221,54 @@ impl Kube {
             }
         }
         Err(ApiError::conflict(res, name))
+    }
+
+    /// Claims the allocation `name` of `kind` (e.g. `podcidrs`, `10.244.3.0/24`) for
+    /// `owner`, durably, under `/bosun/claims/<kind>/` as the API server claims
+    /// cluster IPs. False when it is claimed already (by anyone).
+    pub async fn claim(&self, kind: &str, name: &str, owner: &str) -> Result<bool, ApiError> {
+        let key = format!("{CLAIMS}{kind}/{name}");
+        let value = json!({"metadata": {}, "owner": owner});
+        match self.server.store.create(&key, value).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(ApiError::internal(e.to_string())),
+        }
+    }
+
+    /// Releases the claim of `name` of `kind`; releasing what is not claimed is no error.
+    pub async fn release(&self, kind: &str, name: &str) -> Result<(), ApiError> {
+        match self
+            .server
+            .store
+            .delete(&format!("{CLAIMS}{kind}/{name}"), None)
+            .await
+        {
+            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(ApiError::internal(e.to_string())),
+        }
+    }
+
+    /// Every claim of `kind`: `(name, owner)`.
+    pub async fn claims(&self, kind: &str) -> Result<Vec<(String, String)>, ApiError> {
+        let prefix = format!("{CLAIMS}{kind}/");
+        let page = self
+            .server
+            .store
+            .list(&prefix, None, 0)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(page
+            .items
+            .iter()
+            .map(|kv| {
+                let owner = serde_json::from_slice::<Value>(&kv.value)
+                    .ok()
+                    .and_then(|v| v.get("owner").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_default();
+                (kv.key[prefix.len()..].to_string(), owner)
+            })
+            .collect())
     }
 
     /// Binds a pod to a node, as the scheduler does through `pods/binding`.

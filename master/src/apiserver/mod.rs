@@ -68,6 +68,8 @@ pub struct Server {
     metrics: metrics::Metrics,
     config: Config,
     store_stats: Option<StoreStats>,
+    /// tolerationSeconds of the not-ready/unreachable tolerations new pods get.
+    toleration_seconds: std::sync::atomic::AtomicI64,
     me: Weak<Server>,
 }
 
@@ -90,8 +92,21 @@ impl Server {
             metrics: metrics::Metrics::default(),
             config,
             store_stats,
+            toleration_seconds: 300.into(),
             me: me.clone(),
         })
+    }
+
+    /// Sets the tolerationSeconds of the not-ready/unreachable tolerations that
+    /// new pods get (`--default-unreachable-toleration-seconds`, 300 unless set).
+    pub fn set_default_toleration_seconds(&self, seconds: i64) {
+        self.toleration_seconds
+            .store(seconds, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn default_toleration_seconds(&self) -> i64 {
+        self.toleration_seconds
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Serves HTTPS on `listener` until the task is dropped.

@@ -8,11 +8,15 @@
 
 pub mod informer;
 pub mod leader;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod queue;
 
 use crate::apiserver::{crud_resource, Kube, Server};
 use informer::Informer;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +56,8 @@ pub struct Informers {
     pub services: Arc<Informer<Service>>,
     pub deployments: Arc<Informer<Deployment>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
+    /// Every Lease (nodes' in `kube-node-lease`, leader election's).
+    pub leases: Arc<Informer<Lease>>,
 }
 
 impl Informers {
@@ -64,6 +70,7 @@ impl Informers {
             services: Informer::start(k(), crud_resource("", "services")),
             deployments: Informer::start(k(), crud_resource("apps", "deployments")),
             replicasets: Informer::start(k(), crud_resource("apps", "replicasets")),
+            leases: Informer::start(k(), crud_resource("coordination.k8s.io", "leases")),
         })
     }
 
@@ -74,6 +81,7 @@ impl Informers {
         self.services.wait_synced().await;
         self.deployments.wait_synced().await;
         self.replicasets.wait_synced().await;
+        self.leases.wait_synced().await;
     }
 }
 
@@ -91,5 +99,7 @@ pub async fn run(server: Arc<Server>, options: Options, identity: String) {
 
 /// Every controller, each on its own queue and workers.
 fn start_controllers(kube: &Kube, informers: &Arc<Informers>, options: &Options) {
-    let _ = (kube, informers, options);
+    nodeipam::start(kube, informers, options);
+    nodelifecycle::start(kube, informers, options);
+    podgc::start(kube, informers, options);
 }
