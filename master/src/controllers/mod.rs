@@ -92,4 +92,5 @@ pub async fn run(server: Arc<Server>, options: Options, identity: String) {
 /// Every controller, each on its own queue and workers.
 fn start_controllers(kube: &Kube, informers: &Arc<Informers>, options: &Options) {
     let _ = (kube, informers, options);
+    crate::scheduler::start(kube, informers, options);
 }
