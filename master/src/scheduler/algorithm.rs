@@ -207,4 +207,33 @@ mod tests {
             "0/3 nodes are available: 3 Insufficient cpu."
         );
     }
+
+    #[test]
+    fn decisions_at_a_thousand_nodes() {
+        let mut cache = Cache::new();
+        for i in 0..1000 {
+            cache.upsert_node(&node(&format!("n{i:04}"), "32", "128Gi", "110"));
+        }
+        let mut c = cursor();
+        let pods = 5000;
+        let started = std::time::Instant::now();
+        for i in 0..pods {
+            let mut p = (*pod_info(&format!("p{i}"), 100, 64 << 20)).clone();
+            p.owner = Some(format!("rs-{}", i % 5));
+            let p = std::sync::Arc::new(p);
+            let n = schedule(&p, &cache, &mut c).unwrap();
+            cache.assume(p, &n);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{pods} decisions over 1000 nodes in {secs:.2} s: {:.0} pods/s (this build)",
+            pods as f64 / secs
+        );
+        let (min, max) = cache
+            .nodes()
+            .iter()
+            .map(|n| n.usage.pods)
+            .fold((i64::MAX, 0), |(lo, hi), p| (lo.min(p), hi.max(p)));
+        assert!(max - min <= 2, "{min}..{max}");
+    }
 }

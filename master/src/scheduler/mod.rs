@@ -372,7 +372,9 @@ impl Scheduler {
                     .strftime("%Y-%m-%dT%H:%M:%SZ")
                     .to_string()
             });
-        let patch = json!({"status": {"conditions": [{
+        // The version scheduled against is a precondition: a pod bound (or
+        // changed) meanwhile is not marked unschedulable.
+        let patch = json!({"metadata": {"resourceVersion": pod.metadata.resource_version}, "status": {"conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": message, "lastProbeTime": null, "lastTransitionTime": transition,
         }]}});
