@@ -54,7 +54,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            bind_concurrency: 32,
+            bind_concurrency: 64,
             scheduled_events: true,
             event_buffer: 1000,
             event_writers: 2,

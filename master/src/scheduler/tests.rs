@@ -372,3 +372,103 @@ async fn two_thousand_pods_over_a_hundred_nodes() {
     );
     println!("pods per node: min {min}, max {max}");
 }
+
+/// A scheduler that is not running, to drive its handlers by hand.
+fn idle_scheduler(kube: &Kube) -> (Scheduler, mpsc::UnboundedReceiver<Bound>) {
+    let config = Config::default();
+    let stats = Arc::new(Stats::default());
+    let (bind_tx, bind_rx) = mpsc::unbounded_channel();
+    let s = Scheduler {
+        kube: kube.clone(),
+        events: EventSink::start(kube, &config, stats.clone()),
+        config,
+        stats,
+        queue: SchedulingQueue::new(),
+        cache: Cache::new(),
+        cursor: Cursor {
+            next_start: 0,
+            pick: Picker(rand::rngs::StdRng::seed_from_u64(1)),
+        },
+        in_flight: 0,
+        bind_tx,
+    };
+    (s, bind_rx)
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Arc<T> {
+    Arc::new(serde_json::from_value(v).unwrap())
+}
+
+#[tokio::test]
+async fn a_failed_binding_forgets_the_assumed_pod_and_retries_after_backoff() {
+    let c = cluster().await;
+    let (mut s, _rx) = idle_scheduler(&c.kube);
+    let node = cache::tests::node("n1", "4", "8Gi", "110");
+    assert!(s.on_node(Change::Added(Arc::new(node))));
+    let mut p = pod("p", "1", "rs");
+    p["metadata"]["uid"] = json!("uid-p");
+    let p: Arc<Pod> = typed(p);
+    let now = Instant::now();
+    s.on_pod(Change::Added(p.clone()), now);
+    let popped = s.queue.pop(now).unwrap();
+    let info = Arc::new(PodInfo::from_pod(&popped.pod));
+    s.cache.assume(info, "n1");
+    s.in_flight = 1;
+    // While the binding is in flight, updates of the unbound pod do not queue it.
+    s.on_pod(
+        Change::Updated {
+            old: p.clone(),
+            new: p.clone(),
+        },
+        now,
+    );
+    assert!(s.queue.pop(now).is_none());
+    assert_eq!(s.cache.node("n1").unwrap().usage.requested.milli_cpu, 1000);
+    s.on_bound(
+        Bound {
+            uid: "uid-p".into(),
+            result: Err(ApiError::internal("store unavailable")),
+        },
+        now,
+    );
+    assert_eq!(s.in_flight, 0);
+    assert_eq!(s.cache.node("n1").unwrap().usage.pods, 0);
+    assert!(s.queue.pop(now).is_none(), "retried only after its backoff");
+    let later = now + queue::INITIAL_BACKOFF;
+    s.queue.flush(later);
+    assert_eq!(uid_of(&s.queue.pop(later).unwrap().pod), "uid-p");
+}
+
+#[tokio::test]
+async fn bound_pods_confirm_and_terminated_or_deleted_pods_free_their_node() {
+    let c = cluster().await;
+    let (mut s, _rx) = idle_scheduler(&c.kube);
+    s.on_node(Change::Added(Arc::new(cache::tests::node(
+        "n1", "4", "8Gi", "110",
+    ))));
+    let mut v = pod("p", "1", "rs");
+    v["metadata"]["uid"] = json!("uid-p");
+    v["spec"]["nodeName"] = json!("n1");
+    let bound: Arc<Pod> = typed(v.clone());
+    let now = Instant::now();
+    assert!(!s.on_pod(Change::Added(bound.clone()), now));
+    assert!(s.queue.is_empty());
+    assert_eq!(s.cache.node("n1").unwrap().usage.pods, 1);
+    v["status"] = json!({"phase": "Succeeded"});
+    let done: Arc<Pod> = typed(v);
+    assert!(s.on_pod(
+        Change::Updated {
+            old: bound,
+            new: done.clone()
+        },
+        now
+    ));
+    assert_eq!(s.cache.node("n1").unwrap().usage.pods, 0);
+    assert!(!s.on_pod(Change::Deleted(done), now));
+    // A pod for another scheduler is not ours.
+    let mut other = pod("q", "1", "rs");
+    other["metadata"]["uid"] = json!("uid-q");
+    other["spec"]["schedulerName"] = json!("my-scheduler");
+    s.on_pod(Change::Added(typed(other)), now);
+    assert!(s.queue.is_empty());
+}
