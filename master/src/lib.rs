@@ -8,4 +8,5 @@ pub mod auth;
 pub mod controllers;
 pub mod daemon;
 pub mod patch;
+pub mod scheduler;
 pub mod store;

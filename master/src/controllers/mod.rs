@@ -102,4 +102,5 @@ fn start_controllers(kube: &Kube, informers: &Arc<Informers>, options: &Options)
     nodeipam::start(kube, informers, options);
     nodelifecycle::start(kube, informers, options);
     podgc::start(kube, informers, options);
+    crate::scheduler::start(kube, informers, options);
 }
