@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use bosun_bench::{cpu_seconds, percentile, rss_mb};
 use api::client::{Client, Method};
 use bytes::Bytes;
 use clap::Parser;
@@ -77,22 +78,6 @@ fn event_name(line: &[u8]) -> Option<(bool, &str)> {
     Some((added, &text[start..start + len]))
 }
 
-/// CPU seconds (user + system, all threads) used so far by `pid` (or `self`).
-fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // Fields after the command name, which is in parentheses: state is field 3,
-    // utime 14, stime 15, in USER_HZ (100 per second on Linux).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |n: usize| -> anyhow::Result<f64> {
-        fields
-            .get(n - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .with_context(|| format!("no field {n} in {path}"))
-    };
-    Ok((tick(14)? + tick(15)?) / 100.0)
-}
 
 /// What one watcher saw: arrival times of the sampled pods.
 struct Seen {
@@ -164,28 +149,11 @@ async fn wait_ready(c: &Client) -> anyhow::Result<()> {
     }
 }
 
-fn percentile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
-    if sorted.is_empty() {
-        return T::default();
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
-fn rss_mb(pid: u32) -> anyhow::Result<f64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmRSS in {path}"))?;
-    Ok(kb / 1024.0)
-}
 
 /// The API part; returns creates/s and the stored rows (key, JSON bytes as the
 /// master answered them) for the SQLite baseline.
