@@ -6,6 +6,9 @@
 //! This module owns the runtime (informers, queues, leader election) and the list
 //! of controllers; each controller is a file of its own.
 
+pub mod endpoints;
+pub mod endpointslices;
+pub mod gc;
 pub mod informer;
 pub mod leader;
 pub mod queue;
@@ -13,7 +16,8 @@ pub mod queue;
 use crate::apiserver::{crud_resource, Kube, Server};
 use informer::Informer;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +56,8 @@ pub struct Informers {
     pub services: Arc<Informer<Service>>,
     pub deployments: Arc<Informer<Deployment>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
+    pub endpoints: Arc<Informer<Endpoints>>,
+    pub endpointslices: Arc<Informer<EndpointSlice>>,
 }
 
 impl Informers {
@@ -64,6 +70,11 @@ impl Informers {
             services: Informer::start(k(), crud_resource("", "services")),
             deployments: Informer::start(k(), crud_resource("apps", "deployments")),
             replicasets: Informer::start(k(), crud_resource("apps", "replicasets")),
+            endpoints: Informer::start(k(), crud_resource("", "endpoints")),
+            endpointslices: Informer::start(
+                k(),
+                crud_resource("discovery.k8s.io", "endpointslices"),
+            ),
         })
     }
 
@@ -74,6 +85,8 @@ impl Informers {
         self.services.wait_synced().await;
         self.deployments.wait_synced().await;
         self.replicasets.wait_synced().await;
+        self.endpoints.wait_synced().await;
+        self.endpointslices.wait_synced().await;
     }
 }
 
@@ -92,4 +105,7 @@ pub async fn run(server: Arc<Server>, options: Options, identity: String) {
 /// Every controller, each on its own queue and workers.
 fn start_controllers(kube: &Kube, informers: &Arc<Informers>, options: &Options) {
     let _ = (kube, informers, options);
+    gc::start(kube, informers, options);
+    endpoints::start(kube, informers, options);
+    endpointslices::start(kube, informers, options);
 }
