@@ -6,7 +6,7 @@
 
 pub mod compute;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod tracker;
 
 use super::informer::split_key;
