@@ -20,7 +20,7 @@ use crate::controllers::queue::{run_workers, Queue};
 use crate::controllers::{Informers, Options};
 use api::resources::{Resource, RESOURCES};
 use decide::{decide, foreground_done, Action, OwnerState};
-use graph::{Graph, Node, OwnerRef, PartialMeta, Work, FOREGROUND, ORPHAN};
+use graph::{Graph, Node, OwnerRef, Work, FOREGROUND, ORPHAN};
 use serde_json::{json, Value};
 use source::Sink;
 use std::sync::{Arc, Mutex};
@@ -177,7 +177,7 @@ impl Collector {
         let has_dependents = self.sink.graph().has_dependents(uid);
         match decide(&owners, has_dependents, &meta.finalizers) {
             Action::Keep => Ok(()),
-            Action::RemoveRefs(uids) => self.remove_refs(&node, &meta, &uids).await,
+            Action::RemoveRefs(uids) => self.remove_refs(&node, uid, &uids).await,
             Action::Delete(policy) => {
                 tracing::debug!(kind = node.res.kind, name = %node.name, policy = policy.as_str(), "collecting garbage");
                 let r = self
@@ -241,31 +241,66 @@ impl Collector {
         })
     }
 
-    /// Drops `dependent`'s references to the owners `uids`.
+    /// Drops the references of `dependent` (the object `uid`, checked live) to the
+    /// owners `owners`; a list left empty goes altogether, as upstream shows it.
     async fn remove_refs(
         &self,
         dependent: &Node,
-        meta: &PartialMeta,
-        uids: &[String],
+        uid: &str,
+        owners: &[String],
     ) -> Result<(), GcError> {
-        let deletes: Vec<Value> = uids
+        let err = api_error("removing owner references of", dependent);
+        let live = match self
+            .kube
+            .get(
+                dependent.res,
+                dependent.namespace.as_deref(),
+                &dependent.name,
+            )
+            .await
+        {
+            Ok(Some(v)) if uid_of(&v) == uid => v,
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(err(e)),
+        };
+        let refs = live
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let kept: Vec<Value> = refs
             .iter()
-            .map(|u| json!({"$patch": "delete", "uid": u}))
+            .filter(|r| {
+                !owners
+                    .iter()
+                    .any(|o| r.get("uid").and_then(Value::as_str) == Some(o))
+            })
+            .cloned()
             .collect();
-        let patch = json!({"metadata": {"ownerReferences": deletes}});
+        if kept.len() == refs.len() {
+            return Ok(());
+        }
+        // Merge patch with the resourceVersion read: a concurrent change is a 409,
+        // and the work comes back.
+        let patch = json!({"metadata": {
+            "resourceVersion": live.pointer("/metadata/resourceVersion"),
+            "ownerReferences": if kept.is_empty() { Value::Null } else { Value::Array(kept) },
+        }});
         let r = self
             .kube
             .patch(
                 dependent.res,
-                meta.namespace.as_deref(),
-                &meta.name,
-                PatchType::Strategic,
+                dependent.namespace.as_deref(),
+                &dependent.name,
+                PatchType::Merge,
                 &patch,
                 None,
             )
-            .await
-            .map(|_| ());
-        ok_if_gone(r).map_err(api_error("removing owner references of", dependent))
+            .await;
+        match r {
+            Err(e) if e.code == 404 => Ok(()),
+            other => other.map(|_| ()).map_err(err),
+        }
     }
 
     /// Removes `finalizer` from the object `uid` (checked live).
@@ -352,13 +387,8 @@ impl Collector {
             (node, g.dependents(uid))
         };
         let uids = [uid.to_string()];
-        for (_, d) in &dependents {
-            let meta = PartialMeta {
-                name: d.name.clone(),
-                namespace: d.namespace.clone(),
-                ..Default::default()
-            };
-            self.remove_refs(d, &meta, &uids).await?;
+        for (dep_uid, d) in &dependents {
+            self.remove_refs(d, dep_uid, &uids).await?;
         }
         self.remove_finalizer(&node, uid, ORPHAN).await
     }
