@@ -6,6 +6,9 @@
 //! This module owns the runtime (informers, queues, leader election) and the list
 //! of controllers; each controller is a file of its own.
 
+pub mod endpoints;
+pub mod endpointslices;
+pub mod gc;
 pub mod informer;
 pub mod leader;
 pub mod nodeipam;
@@ -17,7 +20,8 @@ use crate::apiserver::{crud_resource, Kube, Server};
 use informer::Informer;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +62,8 @@ pub struct Informers {
     pub replicasets: Arc<Informer<ReplicaSet>>,
     /// Every Lease (nodes' in `kube-node-lease`, leader election's).
     pub leases: Arc<Informer<Lease>>,
+    pub endpoints: Arc<Informer<Endpoints>>,
+    pub endpointslices: Arc<Informer<EndpointSlice>>,
 }
 
 impl Informers {
@@ -71,6 +77,11 @@ impl Informers {
             deployments: Informer::start(k(), crud_resource("apps", "deployments")),
             replicasets: Informer::start(k(), crud_resource("apps", "replicasets")),
             leases: Informer::start(k(), crud_resource("coordination.k8s.io", "leases")),
+            endpoints: Informer::start(k(), crud_resource("", "endpoints")),
+            endpointslices: Informer::start(
+                k(),
+                crud_resource("discovery.k8s.io", "endpointslices"),
+            ),
         })
     }
 
@@ -82,6 +93,8 @@ impl Informers {
         self.deployments.wait_synced().await;
         self.replicasets.wait_synced().await;
         self.leases.wait_synced().await;
+        self.endpoints.wait_synced().await;
+        self.endpointslices.wait_synced().await;
     }
 }
 
@@ -103,4 +116,7 @@ fn start_controllers(kube: &Kube, informers: &Arc<Informers>, options: &Options)
     nodelifecycle::start(kube, informers, options);
     podgc::start(kube, informers, options);
     crate::scheduler::start(kube, informers, options);
+    gc::start(kube, informers, options);
+    endpoints::start(kube, informers, options);
+    endpointslices::start(kube, informers, options);
 }
