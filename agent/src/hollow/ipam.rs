@@ -158,7 +158,11 @@ mod tests {
         while a.allocate().is_some() {}
         a.release(ip("10.244.1.100"));
         assert_eq!(a.available(), 1);
-        assert_eq!(a.allocate(), Some(ip("10.244.1.100")), "reused when exhausted");
+        assert_eq!(
+            a.allocate(),
+            Some(ip("10.244.1.100")),
+            "reused when exhausted"
+        );
         assert_eq!(a.allocate(), None);
     }
 

@@ -118,7 +118,10 @@ fn progress(line: &str) {
 fn valid_prefix(p: &str) -> bool {
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
     let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    !p.is_empty() && p.len() <= 240 && p.chars().all(ok_char) && ends_ok(p.chars().next())
+    !p.is_empty()
+        && p.len() <= 240
+        && p.chars().all(ok_char)
+        && ends_ok(p.chars().next())
         && ends_ok(p.chars().last())
 }
 
@@ -273,7 +276,10 @@ mod tests {
         };
         let err = opts.client().unwrap_err();
         assert!(err.is_usage());
-        assert_eq!(err.to_string(), "reading the token file /nonexistent/join-token");
+        assert_eq!(
+            err.to_string(),
+            "reading the token file /nonexistent/join-token"
+        );
         let zero = HollowOptions { nodes: 0, ..opts };
         assert!(matches!(zero.client(), Err(HollowError::NoNodes)));
     }

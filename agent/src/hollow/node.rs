@@ -87,10 +87,30 @@ fn conditions(now: &str, since: &str) -> Value {
         })
     };
     json!([
-        c("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        c("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        c("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        c("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        c(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available"
+        ),
+        c(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure"
+        ),
+        c(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available"
+        ),
+        c(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status"
+        ),
     ])
 }
 
@@ -338,7 +358,9 @@ mod tests {
         assert_eq!(offsets[0], Duration::ZERO);
         assert_eq!(offsets[500], Duration::from_secs(5));
         assert_eq!(offsets[999], Duration::from_millis(9_990));
-        assert!(offsets.windows(2).all(|w| w[1] - w[0] == Duration::from_millis(10)));
+        assert!(offsets
+            .windows(2)
+            .all(|w| w[1] - w[0] == Duration::from_millis(10)));
         assert_eq!(spread(0, 1, p), Duration::ZERO);
         assert_eq!(spread(3, 0, p), Duration::ZERO, "no division by zero");
     }
@@ -369,11 +391,17 @@ mod tests {
         let v = node_object(&n, "2026-11-26T16:00:00Z");
         assert_eq!(v["metadata"]["name"], "hollow-0001");
         assert_eq!(v["metadata"]["labels"]["type"], "hollow");
-        assert_eq!(v["metadata"]["labels"]["kubernetes.io/hostname"], "hollow-0001");
+        assert_eq!(
+            v["metadata"]["labels"]["kubernetes.io/hostname"],
+            "hollow-0001"
+        );
         assert_eq!(v["status"]["capacity"]["cpu"], "4");
         assert_eq!(v["status"]["allocatable"]["pods"], "110");
         assert_eq!(v["status"]["nodeInfo"]["kubeletVersion"], KUBELET_VERSION);
-        assert_eq!(v["status"]["nodeInfo"]["containerRuntimeVersion"], "hollow://0");
+        assert_eq!(
+            v["status"]["nodeInfo"]["containerRuntimeVersion"],
+            "hollow://0"
+        );
         let conds = v["status"]["conditions"].as_array().unwrap();
         let ready = conds.iter().find(|c| c["type"] == "Ready").unwrap();
         assert_eq!(ready["status"], "True");

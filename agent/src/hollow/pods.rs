@@ -459,7 +459,10 @@ impl Manager {
             })
             .cloned()
             .collect();
-        waiting.iter().filter_map(|uid| self.dispatch(uid)).collect()
+        waiting
+            .iter()
+            .filter_map(|uid| self.dispatch(uid))
+            .collect()
     }
 
     /// The next thing to send for one pod, if any (none while one is under way).
@@ -651,7 +654,9 @@ async fn perform(api: Api, action: Action) -> Outcome {
             let body = running_status(&run, &now);
             let path = format!("{}/status", run.pod.path());
             match api.merge_patch(&path, &body, Attempts(6)).await {
-                Ok(v) if v.pointer("/metadata/uid").and_then(Value::as_str) == Some(&run.pod.uid) => {
+                Ok(v)
+                    if v.pointer("/metadata/uid").and_then(Value::as_str) == Some(&run.pod.uid) =>
+                {
                     Outcome::Ran {
                         uid: run.pod.uid,
                         version: v
@@ -866,7 +871,10 @@ mod tests {
         for f in ["f1", "f2", "f3"] {
             assert!(ips.insert(run_ip(&m.pod_seen(pod(f, "h-0000", 2)))));
         }
-        assert!(m.pod_seen(pod("c", "h-0000", 3)).is_empty(), "a /29 holds five");
+        assert!(
+            m.pod_seen(pod("c", "h-0000", 3)).is_empty(),
+            "a /29 holds five"
+        );
         m.outcome(ran("a", 4));
         // Graceful delete of a: terminate and delete, IP held until it is gone.
         let mut del = pod("a", "h-0000", 5);
@@ -980,7 +988,10 @@ mod tests {
         assert_eq!(cs[0]["state"]["running"]["startedAt"], now);
         let image_id = cs[0]["imageID"].as_str().unwrap();
         assert!(image_id.starts_with("hollow://sha256:") && image_id.len() == 16 + 64);
-        assert!(cs[1]["containerID"].as_str().unwrap().starts_with("hollow://"));
+        assert!(cs[1]["containerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("hollow://"));
         assert_ne!(cs[0]["containerID"], cs[1]["containerID"]);
         let init = &s["initContainerStatuses"][0];
         assert_eq!(init["state"]["terminated"]["reason"], "Completed");
@@ -995,8 +1006,14 @@ mod tests {
         assert_eq!(s["phase"], "Succeeded");
         for c in s["containerStatuses"].as_array().unwrap() {
             assert_eq!(c["ready"], false);
-            assert_eq!(c["state"]["terminated"]["startedAt"], "2026-11-26T15:00:00Z");
-            assert_eq!(c["state"]["terminated"]["finishedAt"], "2026-11-26T16:00:00Z");
+            assert_eq!(
+                c["state"]["terminated"]["startedAt"],
+                "2026-11-26T15:00:00Z"
+            );
+            assert_eq!(
+                c["state"]["terminated"]["finishedAt"],
+                "2026-11-26T16:00:00Z"
+            );
         }
     }
 
@@ -1014,9 +1031,10 @@ mod tests {
         assert_eq!(p.status.pod_ip, "10.244.0.2");
         assert!(p.metadata.deletion_timestamp.is_some());
         assert!(running_and_ready(&p.status, 1));
-        let n: NodeView =
-            serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.244.3.0/24"}}))
-                .unwrap();
+        let n: NodeView = serde_json::from_value(
+            json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.244.3.0/24"}}),
+        )
+        .unwrap();
         assert_eq!(n.spec.pod_cidr, "10.244.3.0/24");
     }
 }
