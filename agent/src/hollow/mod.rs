@@ -33,8 +33,12 @@ use node::{NodeIdentity, Shared};
 use requests::Api;
 use watch::{query_escape, Feed};
 
-/// How many requests all hollow nodes of a process may have in flight at once.
-pub const MAX_IN_FLIGHT: usize = 32;
+/// How many node requests (registration, Lease and status heartbeats) all hollow
+/// nodes of a process may have in flight at once. A pool of their own, so that a
+/// flood of pod updates never delays the heartbeats that keep the nodes Ready.
+pub const NODE_IN_FLIGHT: usize = 8;
+/// How many pod requests (status, delete, list) may be in flight at once.
+pub const POD_IN_FLIGHT: usize = 24;
 
 /// How a hollow process reaches the master.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,7 +194,8 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HollowError> {
     let client = opts.client()?;
-    let api = Api::new(client, MAX_IN_FLIGHT);
+    let node_api = Api::new(client.clone(), NODE_IN_FLIGHT);
+    let api = Api::new(client, POD_IN_FLIGHT);
     let identities: Vec<NodeIdentity> = (0..opts.nodes)
         .map(|i| NodeIdentity::new(&opts.name_prefix, i))
         .collect();
@@ -225,7 +230,7 @@ pub async fn run_until(
     }
 
     let shared = Arc::new(Shared {
-        api,
+        api: node_api,
         epoch: tokio::time::Instant::now(),
         nodes: opts.nodes,
         registered: AtomicUsize::new(0),

@@ -290,9 +290,9 @@ async fn heartbeat(shared: &Shared, node: &NodeIdentity, uid: &str, since: &str)
         now + STATUS_PERIOD / 2,
     );
     let mut lease_tick = tokio::time::interval_at(lease_at, LEASE_PERIOD);
-    lease_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    lease_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut status_tick = tokio::time::interval_at(status_at, STATUS_PERIOD);
-    status_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    status_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let lease_path = format!(
         "/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{}",
         node.name

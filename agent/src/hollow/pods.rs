@@ -150,7 +150,9 @@ pub enum Outcome {
         version: u64,
         started: String,
     },
-    /// The pod does not exist (any more): deleted by us or by someone.
+    /// Reported terminated and deleted; it may linger while finalizers hold it.
+    Finished { uid: String },
+    /// The pod does not exist (any more).
     Gone { uid: String },
     /// The pod of a [`Action::Verify`] exists.
     Exists(PodView),
@@ -179,6 +181,9 @@ struct PodEntry {
     reported_version: u64,
     started: Option<String>,
     in_flight: bool,
+    /// Terminated and deleted by this process: nothing more to do but wait for
+    /// it to disappear (finalizers may keep it a while).
+    finished: bool,
 }
 
 #[derive(Debug)]
@@ -338,6 +343,23 @@ impl Manager {
                 p.started = Some(started);
                 self.dispatch(&uid).into_iter().collect()
             }
+            Outcome::Finished { uid } => {
+                let Some(p) = self.pods.get_mut(&uid) else {
+                    return Vec::new();
+                };
+                p.in_flight = false;
+                p.finished = true;
+                if p.reported {
+                    p.reported = false;
+                    self.running -= 1;
+                }
+                // The containers are gone, and with them the need for the IP.
+                let node = p.node;
+                if let (Some(ip), Some(ipam)) = (p.ip.take(), self.nodes[node].ipam.as_mut()) {
+                    ipam.release(ip);
+                }
+                self.dispatch_node(node)
+            }
             Outcome::Gone { uid } => self.pod_deleted(&uid),
             Outcome::Exists(pod) => self.pod_seen(pod),
             Outcome::Failed { uid } => {
@@ -383,6 +405,7 @@ impl Manager {
             reported_version: 0,
             started: None,
             in_flight: false,
+            finished: false,
         });
         if version != 0 && version < entry.seen_version {
             return Some(uid); // an older view replayed after a newer one
@@ -468,7 +491,7 @@ impl Manager {
     /// The next thing to send for one pod, if any (none while one is under way).
     fn dispatch(&mut self, uid: &str) -> Option<Action> {
         let p = self.pods.get_mut(uid)?;
-        if p.in_flight {
+        if p.in_flight || p.finished {
             return None;
         }
         let slot = &mut self.nodes[p.node];
@@ -697,7 +720,7 @@ async fn perform(api: Api, action: Action) -> Outcome {
                 "preconditions": {"uid": run.pod.uid},
             });
             match api.delete_with(&path, &options, Attempts(6)).await {
-                Ok(()) => Outcome::Gone { uid: run.pod.uid },
+                Ok(()) => Outcome::Finished { uid: run.pod.uid },
                 Err(e) if not_found(&e) => Outcome::Gone { uid: run.pod.uid },
                 // The uid precondition failed: the pod of that name is another one.
                 Err(e) if e.code() == Some(409) => Outcome::Gone { uid: run.pod.uid },
@@ -884,8 +907,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(m.ip_of("a"), Some(a));
-        let actions = m.outcome(Outcome::Gone { uid: "a".into() });
+        let actions = m.outcome(Outcome::Finished { uid: "a".into() });
         assert_eq!(run_ip(&actions), a, "the waiting pod gets the freed IP");
+        // A finalizer keeps it a while: its changes start nothing again.
+        let mut lingering = pod("a", "h-0000", 8);
+        lingering.metadata.deletion_timestamp = Some("2026-11-26T16:00:30Z".into());
+        assert!(m.pod_seen(lingering).is_empty());
+        m.pod_deleted("a");
         assert_eq!(m.ip_of("c"), Some(a));
         assert_eq!(m.running(), 0);
         // A watch DELETED event frees the IP just the same.

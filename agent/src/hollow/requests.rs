@@ -17,7 +17,8 @@ use tokio::sync::Semaphore;
 #[derive(Clone, Copy, Debug)]
 pub struct Attempts(pub u32);
 
-/// The client, shared by all hollow nodes of the process, and its request limit.
+/// The client, shared by all hollow nodes of the process, and a request limit.
+/// Clones share the limit; two `Api`s over one client have separate limits.
 #[derive(Clone)]
 pub struct Api {
     client: Client,
