@@ -52,7 +52,7 @@ enum Command {
     Image(ImageArgs),
     /// Run simulated (hollow) nodes for scale tests.
     #[command(
-        after_help = "Example:\n  bosun hollow --server https://127.0.0.1:6443 --token-file join-token --nodes 100"
+        after_help = "Example:\n  bosun hollow --server https://127.0.0.1:6443 --token-file /var/lib/bosun/join-token \\\n    --ca-file /var/lib/bosun/tls/ca.crt --nodes 100"
     )]
     Hollow(HollowArgs),
     /// Print bosun's version and the Kubernetes version it serves.
@@ -125,13 +125,24 @@ struct ImageArgs {
 
 #[derive(Args)]
 struct HollowArgs {
-    #[arg(long)]
+    /// The master's URL, e.g. https://127.0.0.1:6443 (with --token-file and --ca-file).
+    #[arg(long, conflicts_with = "kubeconfig")]
     server: Option<String>,
-    #[arg(long)]
+    /// File holding a join token, sent as a bearer token.
+    #[arg(long, conflicts_with = "kubeconfig")]
     token_file: Option<PathBuf>,
+    /// The CA certificate that signs the master's (the master's DATA/tls/ca.crt).
+    #[arg(long, conflicts_with = "kubeconfig")]
+    ca_file: Option<PathBuf>,
+    /// A kubeconfig to use instead of --server, --token-file and --ca-file.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
     /// How many simulated nodes to run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     nodes: u32,
+    /// Node names are PREFIX-0000, PREFIX-0001, …
+    #[arg(long, default_value = "hollow")]
+    name_prefix: String,
 }
 
 fn main() -> ExitCode {
@@ -186,7 +197,7 @@ fn main() -> ExitCode {
         Command::Agent(_) => unavailable("agent", agent::STATUS),
         Command::Up(_) => unavailable("up", "`bosun up` needs the agent, which is not built yet"),
         Command::Image(_) => unavailable("image", "image management comes with the agent runtime"),
-        Command::Hollow(_) => unavailable("hollow", "hollow nodes come with the controllers issue"),
+        Command::Hollow(a) => run_hollow(a),
     }
 }
 
@@ -244,5 +255,42 @@ fn run_master(a: MasterArgs) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
         Err(e) => fail("bosun master", &e),
+    }
+}
+
+fn run_hollow(a: HollowArgs) -> ExitCode {
+    let connect = match (a.kubeconfig, a.server, a.token_file, a.ca_file) {
+        (Some(k), ..) => agent::hollow::Connect::Kubeconfig(k),
+        (None, Some(server), Some(token_file), Some(ca_file)) => agent::hollow::Connect::Token {
+            server,
+            token_file,
+            ca_file,
+        },
+        _ => {
+            eprintln!(
+                "bosun hollow: give --server, --token-file and --ca-file, or --kubeconfig (see bosun hollow --help)"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let opts = agent::hollow::HollowOptions {
+        connect,
+        nodes: a.nodes as usize,
+        name_prefix: a.name_prefix,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail("bosun hollow: starting the runtime", &e),
+    };
+    match rt.block_on(agent::hollow::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_usage() => {
+            fail("bosun hollow", &e);
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => fail("bosun hollow", &e),
     }
 }

@@ -233,3 +233,57 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A running `bosun hollow` process joined to a [`Master`] with its join token.
+/// Killed with SIGKILL on drop; its nodes stay registered.
+pub struct Hollow {
+    pub child: Option<Child>,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Hollow {
+    /// Starts `nodes` hollow nodes named `<prefix>-0000`… against `master`.
+    pub fn start(master: &Master, nodes: usize, prefix: &str) -> Hollow {
+        let dir = master.dir.path();
+        let stdout = dir.join(format!("hollow-{prefix}.out"));
+        let stderr = dir.join(format!("hollow-{prefix}.err"));
+        let child = Command::new(bosun_bin())
+            .args(["hollow", "--server", &master.url(), "--token-file"])
+            .arg(master.data_dir().join("join-token"))
+            .arg("--ca-file")
+            .arg(master.data_dir().join("tls").join("ca.crt"))
+            .args(["--nodes", &nodes.to_string(), "--name-prefix", prefix])
+            .env("BOSUN_LOG", "info")
+            .stdout(std::fs::File::create(&stdout).expect("hollow stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("hollow stderr file"))
+            .spawn()
+            .expect("start bosun hollow");
+        Hollow {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// What the process printed so far, stdout then stderr.
+    pub fn output(&self) -> String {
+        let out = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+        let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        format!("{out}{err}")
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Hollow {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
