@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use bosun_bench::{cpu_seconds, percentile, rss_mb};
 use api::client::{Client, Method};
+use bosun_bench::{cpu_seconds, percentile, rss_mb};
 use bytes::Bytes;
 use clap::Parser;
 use serde_json::{json, Value};
@@ -77,7 +77,6 @@ fn event_name(line: &[u8]) -> Option<(bool, &str)> {
     let len = text[start..].find('"')?;
     Some((added, &text[start..start + len]))
 }
-
 
 /// What one watcher saw: arrival times of the sampled pods.
 struct Seen {
@@ -149,11 +148,9 @@ async fn wait_ready(c: &Client) -> anyhow::Result<()> {
     }
 }
 
-
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
-
 
 /// The API part; returns creates/s and the stored rows (key, JSON bytes as the
 /// master answered them) for the SQLite baseline.

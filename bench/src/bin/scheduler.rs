@@ -61,7 +61,10 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     // Nodes first.
     let started = Instant::now();
     loop {
-        let nodes = client.list("/api/v1/nodes").await.context("listing nodes")?;
+        let nodes = client
+            .list("/api/v1/nodes")
+            .await
+            .context("listing nodes")?;
         let ready = nodes["items"]
             .as_array()
             .map(|items| {
@@ -71,7 +74,8 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                         n.pointer("/status/conditions")
                             .and_then(Value::as_array)
                             .is_some_and(|c| {
-                                c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+                                c.iter()
+                                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
                             })
                             && n.pointer("/spec/podCIDR").is_some()
                     })
@@ -87,12 +91,20 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     println!("nodes: {}", args.nodes);
-    println!("nodes ready after s: {:.1}", started.elapsed().as_secs_f64());
+    println!(
+        "nodes ready after s: {:.1}",
+        started.elapsed().as_secs_f64()
+    );
 
     let list = client.list("/api/v1/pods").await?;
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
     let mut watch = client
-        .watch(&format!("/api/v1/pods?watch=1&resourceVersion={rv}&allowWatchBookmarks=false"))
+        .watch(&format!(
+            "/api/v1/pods?watch=1&resourceVersion={rv}&allowWatchBookmarks=false"
+        ))
         .await
         .context("watching pods")?;
 
@@ -132,7 +144,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             ev = watch.next() => ev,
             _ = tokio::time::sleep_until(deadline.into()) => bail!("timed out with {running} of {total} pods Running"),
         };
-        let Some(ev) = ev else { bail!("the watch ended") };
+        let Some(ev) = ev else {
+            bail!("the watch ended")
+        };
         let ev = ev.context("reading the watch")?;
         let obj = &ev.object;
         let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) else {
@@ -143,10 +157,17 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         if s.added.is_none() {
             s.added = Some(now);
         }
-        if s.bound.is_none() && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
+        if s.bound.is_none()
+            && obj
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty())
+        {
             s.bound = Some(now);
         }
-        if s.running.is_none() && obj.pointer("/status/phase").and_then(Value::as_str) == Some("Running") {
+        if s.running.is_none()
+            && obj.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+        {
             s.running = Some(now);
             running += 1;
         }
@@ -156,7 +177,10 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let first_added = seen.values().filter_map(|s| s.added).min().unwrap_or(t0);
     let last_bound = seen.values().filter_map(|s| s.bound).max().unwrap_or(t0);
     let bound = seen.values().filter(|s| s.bound.is_some()).count();
-    let sched_secs = last_bound.duration_since(first_added).as_secs_f64().max(1e-9);
+    let sched_secs = last_bound
+        .duration_since(first_added)
+        .as_secs_f64()
+        .max(1e-9);
     let mut lat: Vec<Duration> = seen
         .values()
         .filter_map(|s| Some(s.running?.duration_since(s.added?)))
@@ -165,9 +189,18 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     println!("all running after s: {:.2}", elapsed.as_secs_f64());
     println!("pods scheduled: {bound}");
     println!("scheduled pods/s: {:.0}", bound as f64 / sched_secs);
-    println!("running pods/s: {:.0}", total as f64 / elapsed.as_secs_f64());
-    println!("create->running p50 ms: {:.1}", percentile(&lat, 0.50).as_secs_f64() * 1000.0);
-    println!("create->running p99 ms: {:.1}", percentile(&lat, 0.99).as_secs_f64() * 1000.0);
+    println!(
+        "running pods/s: {:.0}",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "create->running p50 ms: {:.1}",
+        percentile(&lat, 0.50).as_secs_f64() * 1000.0
+    );
+    println!(
+        "create->running p99 ms: {:.1}",
+        percentile(&lat, 0.99).as_secs_f64() * 1000.0
+    );
     println!("master cpu s: {cpu:.1}");
     println!("master rss MB: {:.1}", rss_mb(args.pid)?);
     Ok(())
