@@ -6,9 +6,11 @@
 //! This module owns the runtime (informers, queues, leader election) and the list
 //! of controllers; each controller is a file of its own.
 
+pub mod deployment;
 pub mod informer;
 pub mod leader;
 pub mod queue;
+pub mod replicaset;
 
 use crate::apiserver::{crud_resource, Kube, Server};
 use informer::Informer;
@@ -92,4 +94,6 @@ pub async fn run(server: Arc<Server>, options: Options, identity: String) {
 /// Every controller, each on its own queue and workers.
 fn start_controllers(kube: &Kube, informers: &Arc<Informers>, options: &Options) {
     let _ = (kube, informers, options);
+    replicaset::start(kube, informers, options);
+    deployment::start(kube, informers, options);
 }
