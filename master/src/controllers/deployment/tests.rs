@@ -67,8 +67,8 @@ async fn cluster(ready_after: Duration) -> Cluster {
     }
 }
 
-/// Binds new pods to `node-1`, marks them Running and Ready after `delay`, and
-/// removes pods being deleted after `delay`.
+/// Binds new pods to `node-1`, marks them Running and Ready after `delay` (never
+/// when their image says `stuck`), and removes pods being deleted after `delay`.
 async fn kubelet(kube: Kube, informer: Arc<Informer<Pod>>, delay: Duration) {
     let mut rx = informer.subscribe();
     while let Some(change) = rx.recv().await {
@@ -96,7 +96,7 @@ async fn kubelet(kube: Kube, informer: Arc<Informer<Pod>>, delay: Duration) {
                 let _ = kube.delete(pods(), Some(NS), &name, opts).await;
             } else if !bound {
                 let _ = kube.bind(NS, &name, &uid, "node-1").await;
-            } else if !running {
+            } else if !running && !image(&pod).contains("stuck") {
                 tokio::time::sleep(delay).await;
                 let now = jiff::Timestamp::now().to_string();
                 let status = json!({"status": {
@@ -585,4 +585,153 @@ async fn a_replica_set_replaces_deleted_pods_adopts_orphans_and_releases_strays(
         .await
         .iter()
         .any(|m| m.starts_with("Deleted pod: ")));
+}
+
+async fn set_image(kube: &Kube, name: &str, image: &str) {
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}});
+    kube.patch(
+        deployments(),
+        Some(NS),
+        name,
+        PatchType::Strategic,
+        &patch,
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+async fn set_replicas(kube: &Kube, name: &str, n: i64) {
+    let patch = json!({"spec": {"replicas": n}});
+    kube.patch(
+        deployments(),
+        Some(NS),
+        name,
+        PatchType::Merge,
+        &patch,
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until the app's ReplicaSets have these `spec.replicas`, by image.
+async fn sizes_become(kube: &Kube, app: &str, want: &[(&str, i64)]) {
+    let want: Vec<(String, i64)> = want.iter().map(|(i, n)| (i.to_string(), *n)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut got: Vec<(String, i64)> = owned_replica_sets(kube, app)
+            .await
+            .iter()
+            .map(|rs| {
+                let image = rs["spec"]["template"]["spec"]["containers"][0]["image"].as_str();
+                (
+                    image.unwrap_or("").to_string(),
+                    rs["spec"]["replicas"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        got.sort();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica sets are {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_mid_rollout_is_proportional_and_a_paused_deployment_only_scales() {
+    let c = cluster(Duration::from_millis(10)).await;
+    let body = deployment_json("mid", 10, "app:1", json!({}));
+    c.kube.create(deployments(), Some(NS), body).await.unwrap();
+    rolled_out(&c.kube, "mid", 10).await;
+    // The new pods never become ready: the rollout stops at old 8 / new 5
+    // (maxSurge 3, maxUnavailable 2).
+    set_image(&c.kube, "mid", "stuck:2").await;
+    sizes_become(&c.kube, "mid", &[("app:1", 8), ("stuck:2", 5)]).await;
+    set_replicas(&c.kube, "mid", 15).await;
+    sizes_become(&c.kube, "mid", &[("app:1", 12), ("stuck:2", 7)]).await;
+    for rs in owned_replica_sets(&c.kube, "mid").await {
+        let a = &rs["metadata"]["annotations"];
+        assert_eq!(a["deployment.kubernetes.io/desired-replicas"], "15");
+        assert_eq!(a["deployment.kubernetes.io/max-replicas"], "19");
+    }
+
+    // Paused: a template change rolls nothing out, scaling still works.
+    let pause = json!({"spec": {"paused": true}});
+    c.kube
+        .patch(
+            deployments(),
+            Some(NS),
+            "mid",
+            PatchType::Merge,
+            &pause,
+            None,
+        )
+        .await
+        .unwrap();
+    set_image(&c.kube, "mid", "app:3").await;
+    set_replicas(&c.kube, "mid", 5).await;
+    let d = eventually(10, "the paused deployment observed", || async {
+        let d = get(&c.kube, deployments(), "mid").await;
+        (d["status"]["observedGeneration"] == d["metadata"]["generation"]
+            && condition(&d, "Progressing")["reason"] == "DeploymentPaused")
+            .then_some(d)
+    })
+    .await;
+    assert_eq!(condition(&d, "Progressing")["status"], "Unknown");
+    // 5 replicas + maxSurge 2 = 7, shared 12:7 among the two old ones.
+    sizes_become(&c.kube, "mid", &[("app:1", 4), ("stuck:2", 3)]).await;
+
+    // Resumed: the rollout to app:3 goes through.
+    let resume = json!({"spec": {"paused": false}});
+    c.kube
+        .patch(
+            deployments(),
+            Some(NS),
+            "mid",
+            PatchType::Merge,
+            &resume,
+            None,
+        )
+        .await
+        .unwrap();
+    rolled_out(&c.kube, "mid", 5).await;
+    sizes_become(
+        &c.kube,
+        "mid",
+        &[("app:1", 0), ("app:3", 5), ("stuck:2", 0)],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_rollout_exceeds_its_progress_deadline() {
+    let c = cluster(Duration::from_millis(10)).await;
+    let mut body = deployment_json("slow", 2, "stuck:1", json!({}));
+    body["spec"]["progressDeadlineSeconds"] = json!(1);
+    c.kube.create(deployments(), Some(NS), body).await.unwrap();
+    let d = eventually(10, "the progress deadline", || async {
+        let d = get(&c.kube, deployments(), "slow").await;
+        (condition(&d, "Progressing")["reason"] == "ProgressDeadlineExceeded").then_some(d)
+    })
+    .await;
+    let p = condition(&d, "Progressing");
+    assert_eq!(p["status"], "False");
+    let rs = &owned_replica_sets(&c.kube, "slow").await[0];
+    let msg = format!(
+        "ReplicaSet \"{}\" has timed out progressing.",
+        rs["metadata"]["name"].as_str().unwrap()
+    );
+    assert_eq!(p["message"], msg.as_str());
+    let a = condition(&d, "Available");
+    assert_eq!(
+        (a["status"].as_str(), a["reason"].as_str()),
+        (Some("False"), Some("MinimumReplicasUnavailable"))
+    );
 }
