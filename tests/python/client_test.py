@@ -178,6 +178,21 @@ def patch_as(content_type, fn, *args, **kwargs):
         api.default_headers.pop("Content-Type", None)
 
 
+def retry_conflicts(read, change, replace, attempts=20):
+    """Read, change and replace until no 409 Conflict: controllers write too."""
+    for _ in range(attempts - 1):
+        obj = read()
+        change(obj)
+        try:
+            return replace(obj)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+    obj = read()
+    change(obj)
+    return replace(obj)
+
+
 def rv_of(obj):
     return int(obj.metadata.resource_version)
 
@@ -519,10 +534,16 @@ def check_deployment(apps, ns):
     expect_eq(st.metadata.generation, 1, "generation after a status patch")
     after = patch_as(MERGE_PATCH, apps.patch_namespaced_deployment, "py-deploy", ns,
                      {"status": {"replicas": 7}})
-    expect_eq(after.status.replicas, 2, "status.replicas after patching status through the main resource")
+    # The deployment controller owns the status now: only check 7 was ignored.
+    expect(after.status.replicas != 7, "status.replicas ignored through the main resource")
     ok("deployment status patched through /status; ignored through the main resource")
 
+    # status.replicas counts the pods the controllers created: wait for both.
+    deadline = time.time() + 10
     scale = apps.read_namespaced_deployment_scale("py-deploy", ns)
+    while scale.status.replicas != 2 and time.time() < deadline:
+        time.sleep(0.1)
+        scale = apps.read_namespaced_deployment_scale("py-deploy", ns)
     expect_eq(scale.kind, "Scale", "scale kind")
     expect_eq(scale.spec.replicas, 2, "scale spec.replicas")
     expect_eq(scale.metadata.name, "py-deploy", "scale name")
@@ -553,8 +574,11 @@ def check_deployment(apps, ns):
     scale = patch_as(MERGE_PATCH, apps.patch_namespaced_deployment_scale, "py-deploy", ns,
                      {"spec": {"replicas": 4}})
     expect_eq(scale.spec.replicas, 4, "scale after merge patch")
-    scale.spec.replicas = 1
-    scale = apps.replace_namespaced_deployment_scale("py-deploy", ns, scale)
+    # The controllers write the deployment's status meanwhile, so a replace may
+    # meet a newer resourceVersion: read again and retry, as any client must.
+    scale = retry_conflicts(lambda: apps.read_namespaced_deployment_scale("py-deploy", ns),
+                            lambda s: setattr(s.spec, "replicas", 1),
+                            lambda s: apps.replace_namespaced_deployment_scale("py-deploy", ns, s))
     expect_eq(scale.spec.replicas, 1, "scale after replace")
     expect_eq(apps.read_namespaced_deployment("py-deploy", ns).spec.replicas, 1,
               "deployment replicas after scale replace")
@@ -562,11 +586,18 @@ def check_deployment(apps, ns):
     w.wait_for("MODIFIED", "py-deploy", lambda o: o.spec.replicas == 1)
     ok("watch: MODIFIED deployment after scale")
 
-    current = apps.read_namespaced_deployment("py-deploy", ns)
+    seen = []
+
+    def replace_labels_and_image(d):
+        seen.append(d)
+        d.metadata.labels["replaced"] = "yes"
+        d.spec.template.spec.containers[1].image = "busybox:1.37"
+
+    replaced = retry_conflicts(lambda: apps.read_namespaced_deployment("py-deploy", ns),
+                               replace_labels_and_image,
+                               lambda d: apps.replace_namespaced_deployment("py-deploy", ns, d))
+    current = seen[-1]
     stale_rv = current.metadata.resource_version
-    current.metadata.labels["replaced"] = "yes"
-    current.spec.template.spec.containers[1].image = "busybox:1.37"
-    replaced = apps.replace_namespaced_deployment("py-deploy", ns, current)
     expect_eq(replaced.metadata.labels.get("replaced"), "yes", "labels after replace")
     expect(all(c.image == "busybox:1.37" for c in replaced.spec.template.spec.containers),
            "images after replace")

@@ -9,12 +9,14 @@
 pub mod endpoints;
 pub mod endpointslices;
 pub mod gc;
+pub mod deployment;
 pub mod informer;
 pub mod leader;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod queue;
+pub mod replicaset;
 
 use crate::apiserver::{crud_resource, Kube, Server};
 use informer::Informer;
@@ -119,4 +121,6 @@ fn start_controllers(kube: &Kube, informers: &Arc<Informers>, options: &Options)
     gc::start(kube, informers, options);
     endpoints::start(kube, informers, options);
     endpointslices::start(kube, informers, options);
+    replicaset::start(kube, informers, options);
+    deployment::start(kube, informers, options);
 }
