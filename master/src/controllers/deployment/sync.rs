@@ -94,18 +94,18 @@ impl Controller {
             }
             return Ok(());
         }
-        let rss = self.claim_replica_sets(key, &d).await?;
+        let mut rss = self.claim_replica_sets(key, &d).await?;
         if d.metadata.deletion_timestamp.is_some() {
-            let (new, old) = self.get_all(key, &mut d, &rss, false).await?;
+            let (new, old) = self.get_all(key, &mut d, &mut rss, false).await?;
             return self.sync_status(key, &mut d, new.as_ref(), &old).await;
         }
         if let Some(status) = dstatus::paused_conditions(&d, now_seconds()) {
             self.write_status(key, &mut d, status).await?;
         }
         if d.spec.paused.unwrap_or(false) {
-            return self.scale_only(key, &mut d, &rss).await;
+            return self.scale_only(key, &mut d, &mut rss).await;
         }
-        let (new, old) = self.get_all(key, &mut d, &rss, false).await?;
+        let (new, old) = self.get_all(key, &mut d, &mut rss, false).await?;
         let want = replicas(&d);
         let scaling = new
             .iter()
@@ -113,12 +113,12 @@ impl Controller {
             .filter(|rs| rs_replicas(rs) > 0)
             .any(|rs| int_annotation(rs, DESIRED_REPLICAS).is_some_and(|n| n != want));
         if scaling {
-            return self.scale_only(key, &mut d, &rss).await;
+            return self.scale_only(key, &mut d, &mut rss).await;
         }
         if strategy(&d) == RECREATE {
-            self.rollout_recreate(key, &mut d, &rss).await
+            self.rollout_recreate(key, &mut d, &mut rss).await
         } else {
-            self.rollout_rolling(key, &mut d, &rss).await
+            self.rollout_rolling(key, &mut d, &mut rss).await
         }
     }
 
@@ -280,12 +280,13 @@ impl Controller {
 
     /// The new ReplicaSet (created when `create` and missing) and the old ones,
     /// with revisions brought up to date (upstream's
-    /// `getAllReplicaSetsAndSyncRevision`).
+    /// `getAllReplicaSetsAndSyncRevision`). `rss` keeps the written versions, so
+    /// a second call in the same sync does not write again.
     async fn get_all(
         &self,
         key: &str,
         d: &mut Deployment,
-        rss: &[ReplicaSet],
+        rss: &mut [ReplicaSet],
         create: bool,
     ) -> Result<(Option<ReplicaSet>, Vec<ReplicaSet>), DeploymentError> {
         let new_idx = find_new(d, rss);
@@ -307,7 +308,9 @@ impl Controller {
                     .update(rs_res(), body)
                     .await
                     .map_err(api_err(key, "updating the new replica set"))?;
-                return Ok((Some(decode(key, v)?), old));
+                let updated: ReplicaSet = decode(key, v)?;
+                rss[i] = updated.clone();
+                return Ok((Some(updated), old));
             }
             let revision = copy
                 .metadata
@@ -493,7 +496,7 @@ impl Controller {
         &self,
         key: &str,
         d: &mut Deployment,
-        rss: &[ReplicaSet],
+        rss: &mut [ReplicaSet],
     ) -> Result<(), DeploymentError> {
         let (mut new, mut old) = self.get_all(key, d, rss, false).await?;
         self.scale(key, d, &mut new, &mut old).await?;
@@ -634,7 +637,7 @@ impl Controller {
         &self,
         key: &str,
         d: &mut Deployment,
-        rss: &[ReplicaSet],
+        rss: &mut [ReplicaSet],
     ) -> Result<(), DeploymentError> {
         let (new, mut old) = self.get_all(key, d, rss, true).await?;
         let Some(mut new) = new else { return Ok(()) };
@@ -681,7 +684,7 @@ impl Controller {
         &self,
         key: &str,
         d: &mut Deployment,
-        rss: &[ReplicaSet],
+        rss: &mut [ReplicaSet],
     ) -> Result<(), DeploymentError> {
         let (mut new, mut old) = self.get_all(key, d, rss, false).await?;
         let mut scaled_down = false;

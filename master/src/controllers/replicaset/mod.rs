@@ -338,8 +338,12 @@ impl Controller {
         let pods_res = crud_resource("", "pods");
         let mut claimed = Vec::with_capacity(owned.len());
         for pod in owned.into_iter().filter(|p| is_active(p)) {
-            if selector.matches(&pods::labels(&pod.metadata)) || deleting {
+            if selector.matches(&pods::labels(&pod.metadata)) {
                 claimed.push(pod);
+                continue;
+            }
+            if deleting {
+                // Not ours any more, but a ReplicaSet being deleted releases nothing.
                 continue;
             }
             let mut released = (*pod).clone();
