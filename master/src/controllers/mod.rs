@@ -6,10 +6,10 @@
 //! This module owns the runtime (informers, queues, leader election) and the list
 //! of controllers; each controller is a file of its own.
 
+pub mod deployment;
 pub mod endpoints;
 pub mod endpointslices;
 pub mod gc;
-pub mod deployment;
 pub mod informer;
 pub mod leader;
 pub mod nodeipam;
