@@ -12,6 +12,7 @@ pub mod endpointslices;
 pub mod gc;
 pub mod informer;
 pub mod leader;
+pub mod lite;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
@@ -22,8 +23,9 @@ use crate::apiserver::{crud_resource, Kube, Server};
 use informer::Informer;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use lite::Pod;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -22,10 +22,11 @@ pub mod score;
 
 use crate::apiserver::{crud_resource, ApiError, Kube, PatchType};
 use crate::controllers::informer::Change;
+use crate::controllers::lite::Pod;
 use crate::controllers::{Informers, Options};
 use algorithm::{Cursor, FitError};
 use cache::Cache;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use pod::PodInfo;
 use queue::{Popped, SchedulingQueue};
 use rand::{Rng, SeedableRng};

@@ -3,8 +3,9 @@
 //! overhead), host ports, node name, node selector and affinity, tolerations,
 //! controller and priority. Pure; no I/O.
 
+use crate::controllers::lite::{Container, Pod};
 use api::quantity::Quantity;
-use k8s_openapi::api::core::v1::{Container, NodeSelectorRequirement, Pod};
+use k8s_openapi::api::core::v1::NodeSelectorRequirement;
 use std::collections::BTreeMap;
 
 /// cpu assumed for a container without a cpu request when scoring (upstream's

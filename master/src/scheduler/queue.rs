@@ -6,7 +6,7 @@
 //! and at the latest `UNSCHEDULABLE_TIMEOUT` after they failed. Pure: the caller
 //! passes the time.
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::controllers::lite::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};

@@ -20,8 +20,8 @@ use super::replicaset::pods::{controller_of, labels};
 use super::replicaset::selector_of;
 use super::{Informers, Options};
 use crate::apiserver::Kube;
+use crate::controllers::lite::Pod;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::sync::Arc;
 

@@ -6,11 +6,11 @@
 
 use crate::apiserver::{crud_resource, Cidr, Config, Deletion, Kube, PatchType, Server};
 use crate::controllers::informer::{Change, Informer};
+use crate::controllers::lite::Pod;
 use crate::controllers::replicaset::pods::{controller_of, is_active, is_ready};
 use crate::controllers::{deployment, replicaset, Informers, Options};
 use crate::store::{SqliteOptions, SqliteStore, Store};
 use api::resources::Resource;
-use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::{Arc, Mutex};

@@ -5,9 +5,10 @@
 
 use super::compute::{self, selector, selects};
 use crate::controllers::informer::{key, split_key, Change, Informer};
+use crate::controllers::lite::Pod;
 use crate::controllers::queue::Queue;
 use crate::controllers::Informers;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 

@@ -7,7 +7,8 @@ use crate::controllers::endpoints::compute::{
     find_port, headless, hostname_for, pod_ip, pod_ready, pod_ref, publish_not_ready,
     should_be_in_endpoints, terminating, HEADLESS,
 };
-use k8s_openapi::api::core::v1::{Pod, Service};
+use crate::controllers::lite::Pod;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::{BTreeMap, HashMap};

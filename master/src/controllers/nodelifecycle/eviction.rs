@@ -9,10 +9,11 @@ use super::health;
 use super::taints::{eviction, Eviction};
 use crate::apiserver::{crud_resource, ApiError, Deletion, Kube};
 use crate::controllers::informer::{split_key, Change, Informer, Object as _};
+use crate::controllers::lite::Pod;
 use crate::controllers::queue::{run_workers, Queue};
 use crate::controllers::{Informers, Options};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use k8s_openapi::api::core::v1::{Node, Taint};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -237,7 +238,7 @@ impl TaintEviction {
                 Ok(())
             }
             _ => {
-                let involved = serde_json::to_value(&*pod).unwrap_or_default();
+                let involved = pod.reference();
                 let msg = format!("Marking for deletion Pod {}/{name}", ns.unwrap_or(""));
                 tracing::info!(pod = key, node = %node_name, "evicting a pod for a NoExecute taint");
                 self.kube

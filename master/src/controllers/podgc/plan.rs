@@ -2,7 +2,7 @@
 //! ones first, then oldest first, as upstream), which pods are bound to nodes that
 //! do not exist, and which terminating pods were never scheduled.
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::controllers::lite::Pod;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -79,7 +79,7 @@ pub fn unscheduled_terminating(pods: &[Arc<Pod>]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+    use crate::controllers::lite::{PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
     fn pod(name: &str, created: &str, phase: &str, node: Option<&str>) -> Arc<Pod> {

@@ -12,11 +12,11 @@ pub mod status;
 use super::informer::{key as obj_key, Change};
 use super::queue::{run_workers, Queue};
 use super::{Informers, Options};
-use crate::apiserver::{crud_resource, ApiError, Deletion, Kube};
+use crate::apiserver::{crud_resource, ApiError, Deletion, Kube, PatchType};
+use crate::controllers::lite::Pod;
 use expectations::Expectations;
 use futures_util::{stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as K8sSelector, ObjectMeta};
 use pods::{controller_of, controller_ref, is_active, pod_from_template, pods_to_delete};
 use serde_json::{json, Value};
@@ -64,6 +64,16 @@ pub fn involved(api_version: &str, kind: &str, meta: &ObjectMeta) -> Value {
         "metadata": {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid,
             "resourceVersion": meta.resource_version},
     })
+}
+
+/// A merge patch setting a pod's ownerReferences to those of `pod`, on the
+/// precondition that the pod is still at the cached resourceVersion (as the
+/// update of the whole pod was; a 409 retries with a fresh cache).
+fn owner_refs_patch(pod: &Pod) -> Value {
+    json!({"metadata": {
+        "ownerReferences": pod.metadata.owner_references.clone().unwrap_or_default(),
+        "resourceVersion": pod.metadata.resource_version,
+    }})
 }
 
 fn meta_key(meta: &ObjectMeta) -> String {
@@ -323,6 +333,21 @@ impl Controller {
         manage_err.map_or(Ok(()), Err)
     }
 
+    /// Patches a cached pod (owner references on adoption and release).
+    async fn patch_pod(&self, pod: &Pod, body: &Value) -> Result<Value, ApiError> {
+        let m = &pod.metadata;
+        self.kube
+            .patch(
+                crud_resource("", "pods"),
+                m.namespace.as_deref(),
+                m.name.as_deref().unwrap_or(""),
+                PatchType::Merge,
+                body,
+                None,
+            )
+            .await
+    }
+
     /// Adopts matching orphans, releases owned pods that stopped matching, and
     /// returns the active pods this ReplicaSet owns afterwards.
     async fn claim(
@@ -335,7 +360,6 @@ impl Controller {
     ) -> Result<Vec<Arc<Pod>>, ReplicaSetError> {
         let deleting = rs.metadata.deletion_timestamp.is_some();
         let uid = rs.metadata.uid.clone().unwrap_or_default();
-        let pods_res = crud_resource("", "pods");
         let mut claimed = Vec::with_capacity(owned.len());
         for pod in owned.into_iter().filter(|p| is_active(p)) {
             if selector.matches(&pods::labels(&pod.metadata)) {
@@ -350,8 +374,8 @@ impl Controller {
             if let Some(refs) = released.metadata.owner_references.as_mut() {
                 refs.retain(|r| r.uid != uid);
             }
-            let body = serde_json::to_value(&released).unwrap_or_default();
-            match self.kube.update(pods_res, body).await {
+            let body = owner_refs_patch(&released);
+            match self.patch_pod(&released, &body).await {
                 Ok(_) => {}
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(api_err(key, "releasing a pod")(e)),
@@ -392,8 +416,8 @@ impl Controller {
                 .owner_references
                 .get_or_insert_with(Vec::new)
                 .push(owner.clone());
-            let body = serde_json::to_value(&adopted).unwrap_or_default();
-            match self.kube.update(pods_res, body).await {
+            let body = owner_refs_patch(&adopted);
+            match self.patch_pod(&adopted, &body).await {
                 Ok(_) => claimed.push(Arc::new(adopted)),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(api_err(key, "adopting a pod")(e)),

@@ -2,8 +2,9 @@
 //! which pods count (active), which are ready and available, which to delete
 //! first when scaling down, and the pod a template stamps out. No I/O here.
 
+use crate::controllers::lite::Pod;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::{json, Value};
 use std::cmp::Ordering;
@@ -45,7 +46,7 @@ pub fn is_active(pod: &Pod) -> bool {
         && pod.metadata.deletion_timestamp.is_none()
 }
 
-fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
+fn ready_condition(pod: &Pod) -> Option<&crate::controllers::lite::PodCondition> {
     pod.status
         .as_ref()?
         .conditions

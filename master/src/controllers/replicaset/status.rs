@@ -3,10 +3,10 @@
 //! least minReadySeconds), observedGeneration and the ReplicaFailure condition.
 
 use super::pods::{is_available, is_ready};
+use crate::controllers::lite::Pod;
 use api::selector::LabelSelector;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::sync::Arc;
 
