@@ -1,6 +1,7 @@
 //! A shared informer: one list-then-watch of a resource straight from the store,
-//! kept as a cache of typed objects (k8s-openapi types are far smaller in memory
-//! than JSON trees), with change notifications for every subscriber. After a watch
+//! kept as a cache of typed objects (k8s-openapi types, or for pods the compact
+//! `lite::Pod`: memory per cached pod is in docs/PERF.md), with change
+//! notifications for every subscriber. After a watch
 //! falls behind (410) it lists again and tells subscribers what changed meanwhile.
 
 use crate::apiserver::Kube;
@@ -47,9 +48,9 @@ impl<T> Clone for Change<T> {
 pub trait Object: DeserializeOwned + Send + Sync + 'static {
     fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-    /// Drops what no controller reads before the object is cached: its
-    /// `managedFields`, half of a typed pod's memory (27.5 → 13 KB measured), as
-    /// client-go informers' transforms do.
+    /// Drops what no controller reads before the object is cached, at least its
+    /// `managedFields` (half of a typed k8s-openapi pod's memory), as client-go
+    /// informers' transforms do.
     fn strip(&mut self);
 
     /// `namespace/name`, or `name` for cluster-scoped objects: the cache key.
