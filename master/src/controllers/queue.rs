@@ -164,6 +164,24 @@ impl Queue {
     }
 }
 
+/// A controller's periodic resync: every `period`, queues again every key that
+/// `keys` returns, so that missed or failed work is redone even without changes.
+pub fn resync_every<F>(queue: Arc<Queue>, period: Duration, keys: F)
+where
+    F: Fn() -> Vec<String> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            for key in keys() {
+                queue.add(key);
+            }
+        }
+    });
+}
+
 /// Runs `workers` tasks taking keys from `queue` and handing them to `handle`;
 /// a key whose handling fails is retried with its growing delay.
 pub fn run_workers<F, Fut, E>(queue: Arc<Queue>, workers: usize, name: &'static str, handle: F)

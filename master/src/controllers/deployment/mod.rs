@@ -15,7 +15,7 @@ mod sync;
 mod tests;
 
 use super::informer::{key as obj_key, Change};
-use super::queue::{run_workers, Queue};
+use super::queue::{resync_every, run_workers, Queue};
 use super::replicaset::pods::{controller_of, labels};
 use super::replicaset::selector_of;
 use super::{Informers, Options};
@@ -74,14 +74,13 @@ pub fn start(kube: &Kube, informers: &Arc<Informers>, options: &Options) {
         }
     });
     let c = ctl.clone();
-    let resync = options.resync;
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(resync).await;
-            for d in c.informers.deployments.list() {
-                c.queue.add(meta_key(&d.metadata));
-            }
-        }
+    resync_every(ctl.queue.clone(), options.resync, move || {
+        c.informers
+            .deployments
+            .list()
+            .iter()
+            .map(|d| meta_key(&d.metadata))
+            .collect()
     });
     let queue = ctl.queue.clone();
     run_workers(queue, WORKERS, "deployment", move |key| {

@@ -10,7 +10,7 @@ pub(crate) mod tests;
 pub mod tracker;
 
 use super::informer::split_key;
-use super::queue::{run_workers, Queue};
+use super::queue::{resync_every, run_workers, Queue};
 use super::{Informers, Options};
 use crate::apiserver::{crud_resource, ApiError, Deletion, Kube};
 use std::sync::Arc;
@@ -55,18 +55,8 @@ pub fn start(kube: &Kube, informers: &Arc<Informers>, options: &Options) {
             }
         }
     });
-    let (q, t) = (queue.clone(), tracker.clone());
-    let resync = options.resync;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(resync);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            for k in t.services() {
-                q.add(k);
-            }
-        }
-    });
+    let t = tracker.clone();
+    resync_every(queue.clone(), options.resync, move || t.services());
     let informers = informers.clone();
     run_workers(queue, WORKERS, "endpoint-controller", move |key| {
         let (kube, informers, tracker) = (kube.clone(), informers.clone(), tracker.clone());

@@ -14,7 +14,7 @@ mod tests;
 use super::endpoints::compute::selector;
 use super::endpoints::tracker::{self, ServicePods};
 use super::informer::{key, split_key};
-use super::queue::{run_workers, Queue};
+use super::queue::{resync_every, run_workers, Queue};
 use super::{Informers, Options};
 use crate::apiserver::{crud_resource, ApiError, Deletion, Kube};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -146,18 +146,8 @@ pub fn start(kube: &Kube, informers: &Arc<Informers>, options: &Options) {
             }
         }
     });
-    let (q, t) = (queue.clone(), tracker.clone());
-    let resync = options.resync;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(resync);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            for k in t.services() {
-                q.add(k);
-            }
-        }
-    });
+    let t = tracker.clone();
+    resync_every(queue.clone(), options.resync, move || t.services());
     let informers = informers.clone();
     let expectations = Arc::new(Expectations::default());
     run_workers(queue, WORKERS, "endpointslice-controller", move |key| {

@@ -10,7 +10,7 @@ pub mod pods;
 pub mod status;
 
 use super::informer::{key as obj_key, Change};
-use super::queue::{run_workers, Queue};
+use super::queue::{resync_every, run_workers, Queue};
 use super::{Informers, Options};
 use crate::apiserver::{crud_resource, ApiError, Deletion, Kube, PatchType};
 use crate::controllers::lite::Pod;
@@ -181,14 +181,13 @@ pub fn start(kube: &Kube, informers: &Arc<Informers>, options: &Options) {
         }
     });
     let c = ctl.clone();
-    let resync = options.resync;
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(resync).await;
-            for rs in c.informers.replicasets.list() {
-                c.queue.add(meta_key(&rs.metadata));
-            }
-        }
+    resync_every(ctl.queue.clone(), options.resync, move || {
+        c.informers
+            .replicasets
+            .list()
+            .iter()
+            .map(|rs| meta_key(&rs.metadata))
+            .collect()
     });
     let queue = ctl.queue.clone();
     run_workers(queue, WORKERS, "replicaset", move |key| {
