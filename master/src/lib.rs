@@ -10,3 +10,5 @@ pub mod daemon;
 pub mod patch;
 pub mod scheduler;
 pub mod store;
+#[cfg(test)]
+mod testkit;

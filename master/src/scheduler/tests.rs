@@ -4,8 +4,6 @@
 //! pods are bound, their PodScheduled condition and their events.
 
 use super::*;
-use crate::apiserver::{Cidr, Server};
-use crate::store::{SqliteOptions, SqliteStore, Store};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,19 +16,7 @@ struct Cluster {
 }
 
 async fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("state.db"), SqliteOptions::default()).unwrap();
-    let server = Server::new(
-        store as Arc<dyn Store>,
-        crate::apiserver::Config {
-            advertise: "127.0.0.1:6443".into(),
-            service_cidr: Cidr::parse("10.96.0.0/12").unwrap(),
-            version: "v0.0.0-test".into(),
-        },
-        None,
-    );
-    server.bootstrap().await.unwrap();
-    let kube = Kube::new(server, "test");
+    let (kube, dir) = crate::testkit::test_kube().await;
     let informers = Informers::start(&kube);
     Cluster {
         _dir: dir,

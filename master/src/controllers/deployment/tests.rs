@@ -4,12 +4,11 @@
 //! short delay, and finishes graceful deletions. Watchers check the rollout
 //! guarantees (availability, surge, no overlap for Recreate) on every change.
 
-use crate::apiserver::{crud_resource, Cidr, Config, Deletion, Kube, PatchType, Server};
+use crate::apiserver::{crud_resource, Deletion, Kube, PatchType};
 use crate::controllers::informer::{Change, Informer};
 use crate::controllers::lite::Pod;
 use crate::controllers::replicaset::pods::{controller_of, is_active, is_ready};
 use crate::controllers::{deployment, replicaset, Informers, Options};
-use crate::store::{SqliteOptions, SqliteStore, Store};
 use api::resources::Resource;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -37,19 +36,7 @@ struct Cluster {
 
 /// A server, both controllers, and a kubelet that makes pods ready after `ready_after`.
 async fn cluster(ready_after: Duration) -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("state.db"), SqliteOptions::default()).unwrap();
-    let server = Server::new(
-        store as Arc<dyn Store>,
-        Config {
-            advertise: "127.0.0.1:6443".into(),
-            service_cidr: Cidr::parse("10.96.0.0/12").unwrap(),
-            version: "v0.0.0-test".into(),
-        },
-        None,
-    );
-    server.bootstrap().await.unwrap();
-    let kube = Kube::new(server, "test");
+    let (kube, dir) = crate::testkit::test_kube().await;
     let informers = Informers::start(&kube);
     informers.wait_synced().await;
     let options = Options::default();

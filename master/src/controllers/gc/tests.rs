@@ -1,37 +1,13 @@
 //! The garbage collector against a real API server on a temporary SQLite store:
 //! background, foreground and orphan deletion of a ConfigMap owner, dangling and
-//! recreated owners, cluster-scoped owners. Also the helpers other controller
-//! tests use to build such a server.
+//! recreated owners, cluster-scoped owners. Also `eventually`, which other
+//! controller tests use.
 
 use super::*;
-use crate::apiserver::{Cidr, Config, Server};
-use crate::store::{SqliteOptions, SqliteStore, Store};
 use std::future::Future;
 use std::time::Instant;
 
-/// A bootstrapped API server on a fresh SQLite store in a temporary dir.
-pub(crate) async fn test_kube() -> (Kube, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("state.db"), SqliteOptions::default()).unwrap();
-    let server = Server::new(
-        store as Arc<dyn Store>,
-        Config {
-            advertise: "127.0.0.1:6443".into(),
-            service_cidr: Cidr::parse("10.96.0.0/12").unwrap(),
-            version: "v0.0.0-test".into(),
-        },
-        None,
-    );
-    server.bootstrap().await.unwrap();
-    (Kube::new(server, "test"), dir)
-}
-
-/// Shared informers, synced.
-pub(crate) async fn informers(kube: &Kube) -> Arc<Informers> {
-    let inf = Informers::start(kube);
-    inf.wait_synced().await;
-    inf
-}
+pub(crate) use crate::testkit::{informers, test_kube};
 
 /// Polls `check` until it returns Some, for up to 10 s.
 pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T

@@ -2,9 +2,9 @@
 //! a temp dir (no HTTP), polling with a deadline, and what a node agent writes
 //! (Node, Lease renewals, Ready status).
 
-use crate::apiserver::{self, crud_resource, Cidr, Kube, PatchType, Server};
+use crate::apiserver::{crud_resource, Kube, PatchType, Server};
 use crate::controllers::Options;
-use crate::store::{SqliteOptions, SqliteStore, Store};
+use crate::store::SqliteStore;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
@@ -24,17 +24,7 @@ impl Drop for TestMaster {
 
 /// A bootstrapped API server on the store in `dir` (kept across "restarts").
 pub async fn master(dir: &Path) -> TestMaster {
-    let store = SqliteStore::open(&dir.join("state.db"), SqliteOptions::default()).unwrap();
-    let server = Server::new(
-        store.clone() as Arc<dyn Store>,
-        apiserver::Config {
-            advertise: "127.0.0.1:6443".into(),
-            service_cidr: Cidr::parse("10.96.0.0/12").unwrap(),
-            version: "v0.0.0-test".into(),
-        },
-        None,
-    );
-    server.bootstrap().await.unwrap();
+    let (store, server) = crate::testkit::server_on(dir).await;
     let kube = Kube::new(server.clone(), "test");
     TestMaster {
         store,
