@@ -57,6 +57,19 @@ pub fn get_condition<'a>(
 /// Sets a condition as upstream's `SetDeploymentCondition`: nothing changes when
 /// status and reason are the same; the transition time is kept when only the
 /// reason changes.
+/// Sets a condition on a Deployment's own status, creating the status if absent.
+pub fn set_deployment_condition(
+    d: &mut Deployment,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) {
+    let cond = condition(type_, status, reason, message, now);
+    set_condition(d.status.get_or_insert_with(Default::default), cond);
+}
+
 pub fn set_condition(status: &mut DeploymentStatus, mut cond: DeploymentCondition) {
     let type_ = cond.type_.clone().unwrap_or_default();
     if let Some(cur) = get_condition(status, &type_) {

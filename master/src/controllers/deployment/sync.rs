@@ -13,7 +13,7 @@ use super::rollout::{
     rs_replicas, rs_status_replicas, scale_down_old, strategy, Counts, Sized, RECREATE,
     ROLLING_UPDATE,
 };
-use super::status::{self as dstatus, condition, get_condition, set_condition, PROGRESSING};
+use super::status::{self as dstatus, get_condition, set_deployment_condition, PROGRESSING};
 use super::Controller;
 use crate::apiserver::{crud_resource, ApiError, Deletion};
 use crate::controllers::replicaset::pods::{controller_of, controller_ref, labels};
@@ -321,23 +321,23 @@ impl Controller {
                 .unwrap_or_default();
             let meta_changed = set_deployment_revision(d, &revision);
             let mut status_changed = false;
-            let mut status = d.status.clone().unwrap_or_default();
-            if has_progress_deadline(d) && get_condition(&status, PROGRESSING).is_none() {
+            let has_progressing = d
+                .status
+                .as_ref()
+                .is_some_and(|s| get_condition(s, PROGRESSING).is_some());
+            if has_progress_deadline(d) && !has_progressing {
                 let msg = format!(
                     "Found new replica set \"{}\"",
                     copy.metadata.name.as_deref().unwrap_or("")
                 );
-                set_condition(
-                    &mut status,
-                    condition(
-                        PROGRESSING,
-                        "True",
-                        dstatus::FOUND_NEW_RS_REASON,
-                        &msg,
-                        now_seconds(),
-                    ),
+                set_deployment_condition(
+                    d,
+                    PROGRESSING,
+                    "True",
+                    dstatus::FOUND_NEW_RS_REASON,
+                    &msg,
+                    now_seconds(),
                 );
-                d.status = Some(status);
                 status_changed = true;
             }
             if meta_changed || status_changed {
@@ -443,18 +443,8 @@ impl Controller {
             Err(e) => {
                 let msg = format!("Failed to create new replica set \"{name}\": {}", e.message);
                 if has_progress_deadline(d) {
-                    let mut status = d.status.clone().unwrap_or_default();
-                    set_condition(
-                        &mut status,
-                        condition(
-                            PROGRESSING,
-                            "False",
-                            dstatus::FAILED_RS_CREATE_REASON,
-                            &msg,
-                            now_seconds(),
-                        ),
-                    );
-                    d.status = Some(status);
+                    let reason = dstatus::FAILED_RS_CREATE_REASON;
+                    set_deployment_condition(d, PROGRESSING, "False", reason, &msg, now_seconds());
                     self.save(key, d, false).await?;
                 }
                 self.kube.event(&me, "Warning", "FailedCreate", &msg).await;
@@ -470,19 +460,9 @@ impl Controller {
         let meta_changed = set_deployment_revision(d, &new_revision.to_string());
         let mut status_changed = false;
         if !existed && has_progress_deadline(d) {
-            let mut status = d.status.clone().unwrap_or_default();
             let msg = format!("Created new replica set \"{name}\"");
-            set_condition(
-                &mut status,
-                condition(
-                    PROGRESSING,
-                    "True",
-                    dstatus::NEW_RS_REASON,
-                    &msg,
-                    now_seconds(),
-                ),
-            );
-            d.status = Some(status);
+            let reason = dstatus::NEW_RS_REASON;
+            set_deployment_condition(d, PROGRESSING, "True", reason, &msg, now_seconds());
             status_changed = true;
         }
         if meta_changed || status_changed {
