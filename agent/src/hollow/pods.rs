@@ -560,6 +560,38 @@ fn condition(type_: &str, status: &str, now: &str) -> Value {
     json!({"type": type_, "status": status, "lastProbeTime": null, "lastTransitionTime": now})
 }
 
+/// One entry of `containerStatuses` (or `initContainerStatuses`).
+fn container_status(
+    run: &RunInfo,
+    c: &Container,
+    ready: bool,
+    started: bool,
+    state: Value,
+) -> Value {
+    json!({
+        "name": c.name,
+        "image": c.image,
+        "imageID": image_id(&c.image),
+        "containerID": container_id(&run.pod.uid, &c.name),
+        "ready": ready,
+        "started": started,
+        "restartCount": 0,
+        "state": state,
+        "lastState": {},
+    })
+}
+
+/// The state of a container that ran from `started` and exited 0 at `finished`.
+fn completed(run: &RunInfo, c: &Container, started: &str, finished: &str) -> Value {
+    json!({"terminated": {
+        "exitCode": 0,
+        "reason": "Completed",
+        "startedAt": started,
+        "finishedAt": finished,
+        "containerID": container_id(&run.pod.uid, &c.name),
+    }})
+}
+
 /// The status of a pod whose containers all run and are ready, as a merge patch
 /// body for `pods/NAME/status`.
 pub fn running_status(run: &RunInfo, now: &str) -> Value {
@@ -568,17 +600,13 @@ pub fn running_status(run: &RunInfo, now: &str) -> Value {
         .containers
         .iter()
         .map(|c| {
-            json!({
-                "name": c.name,
-                "image": c.image,
-                "imageID": image_id(&c.image),
-                "containerID": container_id(&run.pod.uid, &c.name),
-                "ready": true,
-                "started": true,
-                "restartCount": 0,
-                "state": {"running": {"startedAt": started}},
-                "lastState": {},
-            })
+            container_status(
+                run,
+                c,
+                true,
+                true,
+                json!({"running": {"startedAt": started}}),
+            )
         })
         .collect();
     let mut status = json!({
@@ -601,25 +629,7 @@ pub fn running_status(run: &RunInfo, now: &str) -> Value {
         status["initContainerStatuses"] = run
             .init_containers
             .iter()
-            .map(|c| {
-                json!({
-                    "name": c.name,
-                    "image": c.image,
-                    "imageID": image_id(&c.image),
-                    "containerID": container_id(&run.pod.uid, &c.name),
-                    "ready": true,
-                    "started": false,
-                    "restartCount": 0,
-                    "state": {"terminated": {
-                        "exitCode": 0,
-                        "reason": "Completed",
-                        "startedAt": started,
-                        "finishedAt": started,
-                        "containerID": container_id(&run.pod.uid, &c.name),
-                    }},
-                    "lastState": {},
-                })
-            })
+            .map(|c| container_status(run, c, true, false, completed(run, c, started, started)))
             .collect();
     }
     json!({ "status": status })
@@ -632,25 +642,7 @@ pub fn terminated_status(run: &RunInfo, now: &str) -> Value {
     let containers: Vec<Value> = run
         .containers
         .iter()
-        .map(|c| {
-            json!({
-                "name": c.name,
-                "image": c.image,
-                "imageID": image_id(&c.image),
-                "containerID": container_id(&run.pod.uid, &c.name),
-                "ready": false,
-                "started": false,
-                "restartCount": 0,
-                "state": {"terminated": {
-                    "exitCode": 0,
-                    "reason": "Completed",
-                    "startedAt": started,
-                    "finishedAt": now,
-                    "containerID": container_id(&run.pod.uid, &c.name),
-                }},
-                "lastState": {},
-            })
-        })
+        .map(|c| container_status(run, c, false, false, completed(run, c, started, now)))
         .collect();
     let mut ready = condition("Ready", "False", now);
     ready["reason"] = json!("PodCompleted");
