@@ -50,6 +50,9 @@ struct Worker {
     last_status: Option<Value>,
     /// Set for a pod that had finished before this agent took it on: nothing runs.
     dormant: bool,
+    /// When this worker took the pod on, until the pod first ran (for the
+    /// `pod running` log line that bench/pod-start reads).
+    seen: Option<std::time::Instant>,
     deleted: bool,
     tx: mpsc::Sender<Msg>,
 }
@@ -82,6 +85,7 @@ pub async fn run(
         sandbox_ready: false,
         start_time,
         last_status: None,
+        seen: Some(std::time::Instant::now()),
         dormant: terminal && found.is_none(),
         deleted: false,
         tx,
@@ -136,6 +140,7 @@ impl Worker {
     /// Takes over the runs an earlier agent left on disk.
     fn adopt(&mut self, found: FoundPod) {
         self.sandbox_ready = true;
+        self.seen = None;
         let mut by_name: HashMap<String, Vec<Instance>> = HashMap::new();
         for c in found.containers {
             by_name.entry(c.name).or_default().push(c.instance);
@@ -492,6 +497,12 @@ impl Worker {
                     // Keep our own status as the base for conditions' transition times.
                     self.pod.status = p.status;
                 }
+                if status["phase"] == "Running" {
+                    if let Some(seen) = self.seen.take() {
+                        let ms = seen.elapsed().as_secs_f64() * 1000.0;
+                        tracing::info!(pod = %self.uid, seen_to_running_ms = ms, "pod running");
+                    }
+                }
                 self.last_status = Some(status);
             }
             Err(e) if not_found(&e) => self.deleted = true,
@@ -502,6 +513,7 @@ impl Worker {
     /// Stops the pod's containers within its grace period, removes its sandbox
     /// and, when the pod still exists, lets the API server delete it.
     async fn terminate(&mut self) {
+        let began = std::time::Instant::now();
         let grace = self
             .pod
             .metadata
@@ -540,6 +552,8 @@ impl Worker {
             tracing::warn!(pod = %self.uid, error = %e, "removing the pod sandbox");
         }
         self.shared.forget(&self.uid);
+        let ms = began.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(pod = %self.uid, teardown_ms = ms, "pod torn down");
         if self.deleted {
             return;
         }
