@@ -391,3 +391,62 @@ mod tests {
         task.await.unwrap().unwrap();
     }
 }
+
+#[cfg(test)]
+mod memory {
+    use super::*;
+    use crate::logs::locate;
+    use std::io::Write;
+
+    fn status_kb(key: &str) -> u64 {
+        let s = std::fs::read_to_string("/proc/self/status").unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    }
+
+    /// Streams a 64 MiB log and prints the process's peak RSS growth; run alone:
+    /// `cargo test -p bosun-agent --lib logs::stream::memory -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore = "a measurement: run alone, it reads the process-wide peak RSS"]
+    async fn streaming_a_large_log_keeps_memory_flat() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("app");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("0.log")).unwrap());
+        let line = format!("2024-05-01T10:00:00.5Z stdout F {}\n", "x".repeat(200));
+        let mut written = 0;
+        while written < 64 << 20 {
+            f.write_all(line.as_bytes()).unwrap();
+            written += line.len();
+        }
+        drop(f);
+        let before = status_kb("VmHWM:");
+        for opts in [
+            LogOptions::default(),
+            LogOptions {
+                tail_lines: Some(100_000),
+                timestamps: true,
+                ..LogOptions::default()
+            },
+        ] {
+            let file = locate(&dir, "p", "app", false).unwrap();
+            let (tx, mut rx) = mpsc::channel(4);
+            let task = tokio::spawn(async move { stream(file, &opts, tx, || false).await });
+            let mut total = 0usize;
+            while let Some(b) = rx.recv().await {
+                total += b.len();
+            }
+            task.await.unwrap().unwrap();
+            assert!(total > 0);
+        }
+        let after = status_kb("VmHWM:");
+        println!("peak RSS before {before} kB, after streaming 64 MiB twice {after} kB");
+        assert!(
+            after - before < 8 * 1024,
+            "peak RSS grew by {} kB",
+            after - before
+        );
+    }
+}
