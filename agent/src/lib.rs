@@ -4,6 +4,8 @@
 
 pub mod hollow;
 pub mod kubelet;
+pub mod logs;
+pub mod server;
 
 /// What the agent can do today, for `bosun agent` to report honestly.
 pub const STATUS: &str = "the agent is not built yet: see the agent runtime issue";
