@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use authenticator::{bearer_token, Authenticator, UserInfo};
+#[cfg(test)]
+pub(crate) use certs::subject_identity;
 pub use certs::CA_COMMON_NAME;
 pub use error::AuthError;
 pub use join::{

@@ -155,7 +155,8 @@ impl NodeAuthority {
         let sans = serving_sans(&serving)?;
         let user = format!("{NODE_USER_PREFIX}{node_name}");
         let ca_path = std::path::Path::new("ca.crt");
-        let issuer = certs::ca_issuer(&self.ca_der, &self.ca_key, ca_path).map_err(JoinError::Sign)?;
+        let issuer =
+            certs::ca_issuer(&self.ca_der, &self.ca_key, ca_path).map_err(JoinError::Sign)?;
         let client_der = certs::issue_client(&user, Some(NODES_GROUP), &client.public_key, &issuer)
             .map_err(JoinError::Sign)?;
         let serving_der =
@@ -285,9 +286,7 @@ mod tests {
         let (_dir, authority) = authority();
         let (client_key, client_csr) = csr(&[]);
         let (serving_key, serving_csr) = csr(&["10.0.0.7", "node-1"]);
-        let certs = authority
-            .sign("node-1", &client_csr, &serving_csr)
-            .unwrap();
+        let certs = authority.sign("node-1", &client_csr, &serving_csr).unwrap();
         let client = parse(&certs.client_cert);
         let (cn, groups) = certs::subject_identity(&client).unwrap();
         assert_eq!(cn, "system:node:node-1");
@@ -298,8 +297,11 @@ mod tests {
             client_key.public_key_raw()
         );
         let serving = parse(&certs.serving_cert);
-        let info = certs::inspect(std::path::Path::new("s"), &CertificateDer::from(serving.clone()))
-            .unwrap();
+        let info = certs::inspect(
+            std::path::Path::new("s"),
+            &CertificateDer::from(serving.clone()),
+        )
+        .unwrap();
         assert!(info.matches_key(&serving_key));
         assert_eq!(info.sans.to_string(), "10.0.0.7,node-1");
         assert!(certs::issued_by(
@@ -313,12 +315,19 @@ mod tests {
         let (_dir, authority) = authority();
         let (_, good) = csr(&["10.0.0.7"]);
         let err = authority.sign("Node_1", &good, &good).unwrap_err();
-        assert!(err.to_string().starts_with("invalid node name \"Node_1\": "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid node name \"Node_1\": "),
+            "{err}"
+        );
         let err = authority.sign("n1", "garbage", &good).unwrap_err();
         assert!(err.to_string().starts_with("invalid clientCsr: "), "{err}");
         let (_, no_sans) = csr(&[]);
         let err = authority.sign("n1", &good, &no_sans).unwrap_err();
-        assert!(err.to_string().contains("no subject alternative names"), "{err}");
+        assert!(
+            err.to_string().contains("no subject alternative names"),
+            "{err}"
+        );
         // A CSR whose signature does not match its content.
         let tampered = flip_signed_bit(&good);
         let err = authority.sign("n1", &tampered, &good).unwrap_err();
@@ -330,7 +339,9 @@ mod tests {
         use base64::Engine as _;
         let der = |pem: &str| {
             let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-            base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap()
         };
         let mut a = der(csr);
         // The middle of the DER is inside the subject public key.

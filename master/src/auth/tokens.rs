@@ -342,7 +342,10 @@ mod tests {
         assert_eq!(t.join_token("ghijkl"), None, "user name must carry the id");
         assert_eq!(t.join_token("mnopqr"), None, "must be a bootstrapper");
         assert_eq!(t.join_token("plain"), None);
-        assert!(!format!("{t:?}").contains("0123456789abcdef"), "secrets in Debug");
+        assert!(
+            !format!("{t:?}").contains("0123456789abcdef"),
+            "secrets in Debug"
+        );
     }
 
     #[test]
