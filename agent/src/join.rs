@@ -129,7 +129,7 @@ pub enum JoinError {
     Join {
         server: String,
         #[source]
-        source: ClientError,
+        source: Box<ClientError>,
     },
     #[error("the master at {server} refused to join node {node}: {message}")]
     Refused {
@@ -219,7 +219,7 @@ pub async fn ensure_credentials(
     )
     .map_err(|source| JoinError::Join {
         server: server.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let body = json!({"nodeName": node_name, "clientCsr": client_csr, "servingCsr": serving_csr});
     let (status, bytes) = client
@@ -227,7 +227,7 @@ pub async fn ensure_credentials(
         .await
         .map_err(|source| JoinError::Join {
             server: server.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !status.is_success() {

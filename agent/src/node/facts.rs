@@ -5,7 +5,7 @@
 //! Parsing is pure (`parse_*`); the readers take every path as a parameter
 //! ([`HostPaths`]) so tests can point them at their own files.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// Where Linux exposes the UTS hostname.
@@ -195,7 +195,7 @@ pub fn interface_addresses() -> Vec<IpAddr> {
         .filter_map(|a| {
             let sa = a.address?;
             if let Some(v4) = sa.as_sockaddr_in() {
-                return Some(IpAddr::V4(Ipv4Addr::from(v4.ip())));
+                return Some(IpAddr::V4(v4.ip()));
             }
             sa.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
         })

@@ -72,7 +72,7 @@ pub enum NodeError {
         what: &'static str,
         node: String,
         #[source]
-        source: ClientError,
+        source: Box<ClientError>,
     },
 }
 
@@ -119,7 +119,11 @@ pub async fn register(client: &Client, config: &NodeConfig) -> Result<Registered
     let object = node_object(&host, &identity, &usage, &now);
     let api_err = |what| {
         let node = node.clone();
-        move |source| NodeError::Api { what, node, source }
+        move |source| NodeError::Api {
+            what,
+            node,
+            source: Box::new(source),
+        }
     };
     let (stored, sent) = match api.create("/api/v1/nodes", &object, Attempts(5)).await {
         Err(e) if already_exists(&e) => {

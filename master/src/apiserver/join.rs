@@ -105,9 +105,11 @@ async fn join(
     // be the bearer token's user, and that a bootstrapper.
     match nodes.bootstrapper(authorization) {
         Some(b) if b.name == user => {}
-        _ => return Err(ApiError::forbidden(format!(
+        _ => {
+            return Err(ApiError::forbidden(format!(
             "user \"{user}\" cannot join nodes: only join tokens (group system:bootstrappers) can"
-        ))),
+        )))
+        }
     }
     let body = read_body(req.into_body()).await?;
     let request: JoinRequest = serde_json::from_slice(&body).map_err(|e| {
