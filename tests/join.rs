@@ -260,3 +260,142 @@ fn only_join_tokens_may_join() {
         .unwrap();
     assert_eq!(status.as_u16(), 404);
 }
+
+/// A stand-in for the agent's :10250 (the real server is built elsewhere): TLS
+/// with the serving certificate the node got at join, client certificates of
+/// the cluster CA required; answers one log line and reports each request line.
+async fn fake_agent(
+    creds: &agent::join::Credentials,
+) -> (
+    u16,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+    tokio::task::JoinHandle<()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pem = |text: &str| {
+        rustls_pemfile::certs(&mut text.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in pem(&creds.ca_pem) {
+        roots.add(ca).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let key = rustls_pemfile::private_key(&mut creds.serving_key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(pem(&creds.serving_cert_pem), key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&head);
+            let _ = tx.send(text.lines().next().unwrap_or("").to_string());
+            let body = "hello from node-l\n";
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.write_all(resp.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    (port, rx, task)
+}
+
+#[test]
+fn kubectl_logs_reach_the_agent_through_the_master() {
+    if !require_tool(&kubectl_bin(), "kubectl logs is what is tested") {
+        return;
+    }
+    let master = Master::start();
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("agent");
+    let creds = rt
+        .block_on(ensure_credentials(
+            &master.url(),
+            &master.data_dir().join("join-token"),
+            None,
+            &data,
+            "node-l",
+            &loopback(),
+        ))
+        .expect("join");
+    let (port, mut seen, task) = rt.block_on(fake_agent(&creds));
+    let config = NodeConfig {
+        name: "node-l".into(),
+        node_ips: loopback(),
+        port,
+        data_dir: data.clone(),
+        paths: HostPaths::default(),
+    };
+    rt.block_on(node::register(&creds.client().unwrap(), &config))
+        .expect("register");
+    let pod = "apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: default}
+spec:
+  nodeName: node-l
+  containers: [{name: c, image: busybox}]
+";
+    let out = master.kubectl_with(&kubectl_bin(), &["apply", "-f", "-"], Some(pod));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = master.kubectl(&["logs", "p", "--tail=3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from node-l\n");
+    let line = rt
+        .block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), seen.recv()).await
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(line, "GET /containerLogs/default/p/c?tailLines=3 HTTP/1.1");
+
+    // An agent that is gone: the user sees the master's error.
+    task.abort();
+    let _ = rt.block_on(task);
+    let out = master.kubectl(&["logs", "p"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "https://127.0.0.1:{port}/containerLogs/default/p/c"
+        )),
+        "{err}"
+    );
+}
