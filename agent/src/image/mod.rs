@@ -6,6 +6,7 @@
 
 mod archive;
 pub mod digest;
+pub mod display;
 mod error;
 mod import;
 pub mod platform;

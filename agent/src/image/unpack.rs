@@ -307,7 +307,7 @@ mod tests {
         h.set_cksum();
         let mut t = Vec::new();
         t.extend_from_slice(h.as_bytes());
-        t.extend_from_slice(&[b'x']);
+        t.extend_from_slice(b"x");
         t.resize(512 * 2, 0);
         t.resize(512 * 4, 0);
         let d = tempfile::tempdir().unwrap();
