@@ -47,9 +47,9 @@ enum Command {
     /// Manage join tokens that let agents join the cluster.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Manage the agent's local images.
-    #[command(after_help = "Example:\n  bosun image import --data-dir /var/lib/bosun busybox.tar")]
-    Image(ImageArgs),
+    /// Manage the agent's local images: import, ls, rm.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Run simulated (hollow) nodes for scale tests.
     #[command(
         after_help = "Example:\n  bosun hollow --server https://127.0.0.1:6443 --token-file /var/lib/bosun/join-token \\\n    --ca-file /var/lib/bosun/tls/ca.crt --nodes 100"
@@ -115,12 +115,45 @@ enum TokenCommand {
     Create(DataDirArgs),
 }
 
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import an image: an OCI layout tar or `docker save` tar, or a root filesystem directory.
+    #[command(
+        after_help = "Examples:\n  skopeo copy docker://busybox oci-archive:busybox.tar:busybox:latest\n  bosun image import --data-dir /var/lib/bosun busybox.tar\n  bosun image import --data-dir /var/lib/bosun --rootfs ./rootfs --tag busybox:local"
+    )]
+    Import(ImageImportArgs),
+    /// List the images in the store.
+    #[command(after_help = "Example:\n  bosun image ls --data-dir /var/lib/bosun")]
+    Ls(DataDirArgs),
+    /// Remove images (by reference or image id); content no image uses is deleted.
+    #[command(after_help = "Example:\n  bosun image rm --data-dir /var/lib/bosun busybox:local")]
+    Rm(ImageRmArgs),
+}
+
 #[derive(Args)]
-struct ImageArgs {
-    /// What to do: import, ls or rm.
-    action: String,
+struct ImageImportArgs {
+    /// Where the agent keeps its state (images go to DATA_DIR/content).
     #[arg(long, default_value = "/var/lib/bosun")]
     data_dir: PathBuf,
+    /// The archive to import (OCI image layout tar or `docker save` tar, optionally gzipped).
+    #[arg(required_unless_present = "rootfs", conflicts_with = "rootfs")]
+    file: Option<PathBuf>,
+    /// Make a one-layer image of this directory instead (like `docker import`); needs --tag.
+    #[arg(long, requires = "tag")]
+    rootfs: Option<PathBuf>,
+    /// Name of the imported image, e.g. busybox:local (overrides names inside an archive).
+    #[arg(long)]
+    tag: Option<String>,
+}
+
+#[derive(Args)]
+struct ImageRmArgs {
+    /// Where the agent keeps its state.
+    #[arg(long, default_value = "/var/lib/bosun")]
+    data_dir: PathBuf,
+    /// Image references or ids to remove.
+    #[arg(required = true)]
+    images: Vec<String>,
 }
 
 #[derive(Args)]
@@ -196,7 +229,7 @@ fn main() -> ExitCode {
         }
         Command::Agent(_) => unavailable("agent", agent::STATUS),
         Command::Up(_) => unavailable("up", "`bosun up` needs the agent, which is not built yet"),
-        Command::Image(_) => unavailable("image", "image management comes with the agent runtime"),
+        Command::Image(c) => run_image(c),
         Command::Hollow(a) => run_hollow(a),
     }
 }
@@ -293,4 +326,97 @@ fn run_hollow(a: HollowArgs) -> ExitCode {
         }
         Err(e) => fail("bosun hollow", &e),
     }
+}
+
+fn run_image(cmd: ImageCommand) -> ExitCode {
+    use agent::image::{display, ImageError, ImageStore, ImportEvent};
+    let image_fail = |what: &str, e: &ImageError| {
+        if e.is_usage() {
+            eprintln!("{what}: {e}");
+            ExitCode::from(EXIT_USAGE)
+        } else {
+            fail(what, e)
+        }
+    };
+    let data_dir = match &cmd {
+        ImageCommand::Import(a) => &a.data_dir,
+        ImageCommand::Ls(a) => &a.data_dir,
+        ImageCommand::Rm(a) => &a.data_dir,
+    };
+    let store = match ImageStore::open(&agent::image::store_dir(data_dir)) {
+        Ok(s) => s,
+        Err(e) => return image_fail("bosun image", &e),
+    };
+    match cmd {
+        ImageCommand::Import(a) => {
+            let mut progress = |e: &ImportEvent| match e {
+                ImportEvent::Layer {
+                    index,
+                    count,
+                    diff_id,
+                    size,
+                    reused,
+                } => println!(
+                    "layer {index}/{count} {} {} {}",
+                    short_digest(diff_id),
+                    display::human_size(*size),
+                    if *reused {
+                        "already present"
+                    } else {
+                        "unpacked"
+                    }
+                ),
+                ImportEvent::Tagged { reference, id } => {
+                    println!("imported {reference} ({})", short_digest(id))
+                }
+            };
+            let result = match (&a.rootfs, &a.file, &a.tag) {
+                (Some(rootfs), _, Some(tag)) => store
+                    .import_rootfs_with(rootfs, tag, &mut progress)
+                    .map(|_| ()),
+                (None, Some(file), _) if !file.is_file() => {
+                    eprintln!("bosun image import: {} is not a file", file.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                (None, Some(file), tag) => store
+                    .import_archive_with(file, tag.as_deref(), &mut progress)
+                    .map(|_| ()),
+                _ => {
+                    eprintln!("bosun image import: give FILE, or --rootfs DIR with --tag REF (see bosun image import --help)");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => image_fail("bosun image import", &e),
+            }
+        }
+        ImageCommand::Ls(_) => match store.list() {
+            Ok(images) => {
+                print!("{}", display::image_table(&images));
+                ExitCode::SUCCESS
+            }
+            Err(e) => image_fail("bosun image ls", &e),
+        },
+        ImageCommand::Rm(a) => {
+            for image in &a.images {
+                match store.remove(image) {
+                    Ok(removed) => {
+                        for r in removed {
+                            println!("removed {r}");
+                        }
+                    }
+                    Err(e) => return image_fail("bosun image rm", &e),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `sha256:` and the first 12 hex characters.
+fn short_digest(d: &str) -> String {
+    d.char_indices()
+        .nth("sha256:".len() + 12)
+        .map_or_else(|| d.to_string(), |(i, _)| d[..i].to_string())
 }

@@ -4,6 +4,7 @@
 //! runs simulated nodes for scale tests.
 
 pub mod hollow;
+pub mod image;
 pub mod join;
 pub mod kubelet;
 pub mod logs;
