@@ -9,6 +9,7 @@ pub mod join;
 pub mod kubelet;
 pub mod logs;
 pub mod node;
+pub mod runtime;
 pub mod server;
 
 /// What the agent can do today, for `bosun agent` to report honestly.
