@@ -516,3 +516,51 @@ fn timing_of_sandbox_and_container_setup_and_teardown() {
         teardown[teardown.len() - 1]
     );
 }
+
+#[test]
+fn security_context_applies() {
+    use k8s_openapi::api::core::v1::{SeccompProfile, SecurityContext};
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    let sb = env.sandbox("sec", PodResources::default());
+    let mut c = sh(
+        "main",
+        "id -u; id -g; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
+         touch /x 2>/dev/null || echo rootfs-ro; echo timer_list=$(wc -c < /proc/timer_list); \
+         touch /proc/sys/kernel/x 2>/dev/null || echo procsys-ro",
+    );
+    c.security_context = Some(SecurityContext {
+        run_as_user: Some(65534),
+        run_as_group: Some(65534),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let info = env
+        .rt
+        .start_container(&sb.uid, &env.container(&sb, &c))
+        .unwrap();
+    let state = wait_exit(&env.rt, &sb.uid, &info.id, Duration::from_secs(10));
+    assert!(
+        matches!(state, ContainerState::Exited { exit_code: 0, .. }),
+        "{state:?}"
+    );
+    let text = log_text(&env.log_file(&sb, "main"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..2], &["65534", "65534"], "{text}");
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    assert!(text.contains("rootfs-ro"), "{text}");
+    assert!(
+        text.contains("timer_list=0"),
+        "masked /proc/timer_list: {text}"
+    );
+    assert!(text.contains("procsys-ro"), "{text}");
+}
