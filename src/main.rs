@@ -38,7 +38,7 @@ enum Command {
     Master(MasterArgs),
     /// Run the agent on a host: kubelet, runtime, pod network and service proxy.
     #[command(
-        after_help = "Example:\n  bosun agent --server https://10.0.0.5:6443 --token-file /etc/bosun/join-token --node-name n1"
+        after_help = "Example:\n  bosun agent --server https://10.0.0.5:6443 --token-file /etc/bosun/join-token --node-name n1 --node-ip 10.0.0.6"
     )]
     Agent(AgentArgs),
     /// Run a master and an agent on this host in one process.
@@ -94,18 +94,39 @@ struct DataDirArgs {
 
 #[derive(Args)]
 struct AgentArgs {
-    /// The master's URL.
+    /// The master's URL, e.g. https://10.0.0.5:6443.
     #[arg(long)]
-    server: Option<String>,
-    /// File holding a join token (from `bosun token create`).
+    server: String,
+    /// File holding a join token (from the master's DATA/join-token or `bosun token create`).
     #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// Where the agent keeps its state.
+    token_file: PathBuf,
+    /// The cluster CA to trust for the master (default: proven by the join token).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Where the agent keeps its credentials, images and pods.
     #[arg(long, default_value = "/var/lib/bosun")]
     data_dir: PathBuf,
-    /// This node's name.
+    /// This node's name (default: the hostname).
     #[arg(long)]
     node_name: Option<String>,
+    /// The node's address (default: the first IPv4 address of this host).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// The authenticated port (logs; the master connects to it).
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    /// The read-only port (/healthz, /pods, /spec, /stats/summary, /metrics); 0 turns it off.
+    #[arg(long, default_value_t = 10255)]
+    read_only_port: u16,
+    /// Where container logs go: LOG_ROOT/<ns>_<pod>_<uid>/<container>/<n>.log.
+    #[arg(long, default_value = "/var/log/pods")]
+    log_root: PathBuf,
+    /// The cgroup under which pods go (default: bosun/<node-name>).
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// Where the cgroup hierarchies are mounted.
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    cgroup_root: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -231,8 +252,11 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Agent(_) => unavailable("agent", agent::STATUS),
-        Command::Up(_) => unavailable("up", "`bosun up` needs the agent, which is not built yet"),
+        Command::Agent(a) => run_agent(a),
+        Command::Up(_) => unavailable(
+            "up",
+            "`bosun up` is not built yet: run `bosun master` and `bosun agent`",
+        ),
         Command::Image(c) => run_image(c),
         Command::Hollow(a) => run_hollow(a),
     }
@@ -292,6 +316,55 @@ fn run_master(a: MasterArgs) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
         Err(e) => fail("bosun master", &e),
+    }
+}
+
+fn run_agent(a: AgentArgs) -> ExitCode {
+    let node_name = match a.node_name.or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_lowercase())
+    }) {
+        Some(n) => n,
+        None => {
+            eprintln!("bosun agent: cannot read the hostname: give --node-name");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let shim_exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return fail("bosun agent: finding its own binary", &e),
+    };
+    let opts = agent::daemon::AgentOptions {
+        server: a.server,
+        token_file: a.token_file,
+        ca_file: a.ca_file,
+        data_dir: a.data_dir,
+        node_name,
+        node_ip: a.node_ip,
+        port: a.port,
+        read_only_port: a.read_only_port,
+        log_root: a.log_root,
+        cgroup_parent: a.cgroup_parent,
+        cgroup_root: a.cgroup_root,
+        shim_exe,
+    };
+    // One thread drives the agent; the runtime's blocking calls get their own.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(32)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail("bosun agent: starting the runtime", &e),
+    };
+    match rt.block_on(agent::daemon::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_usage() => {
+            fail("bosun agent", &e);
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => fail("bosun agent", &e),
     }
 }
 

@@ -62,7 +62,7 @@ spec:
     imagePullPolicy: Never
     command: ["/bin/sh", "-c"]
     args:
-    - echo "pid=$$"; echo "hostname=$(hostname)"; echo "image=$(cat /IMAGE)";
+    - echo "pid=$$$$"; echo "hostname=$(hostname)"; echo "image=$(cat /IMAGE)";
       grep CapEff /proc/self/status; echo ready; exec httpd -f -v -p 8080 -h /var/www
 "#
     )
@@ -255,14 +255,30 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
         "--wait=true",
         "--timeout=60s",
     ]));
-    eventually(30, "the pods' state to be gone", || {
-        let pods_dir = agent.data_dir().join("pods");
-        let left: Vec<_> = std::fs::read_dir(&pods_dir)
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        let logs: Vec<_> = std::fs::read_dir(agent.log_root())
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
+    // The runtime moves a removed pod's files into `.trash` and deletes them in
+    // the background: that must end empty too.
+    let entries = |dir: &std::path::Path| -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == ".trash" {
+                out.extend(
+                    std::fs::read_dir(e.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|t| format!(".trash/{}", t.file_name().to_string_lossy())),
+                );
+            } else {
+                out.push(name);
+            }
+        }
+        out
+    };
+    let mut last = String::new();
+    let gone = common::poll(30, || {
+        let pods = entries(&agent.data_dir().join("pods"));
+        let logs = entries(&agent.log_root());
         let cgroups: Vec<_> = agent
             .cgroup_dirs()
             .into_iter()
@@ -272,13 +288,14 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
             })
             .collect();
         let mounts = agent.mounts();
-        (left.is_empty() && logs.is_empty() && cgroups.is_empty() && mounts.is_empty())
-            .then_some(())
+        last = format!("pods {pods:?} logs {logs:?} cgroups {cgroups:?} mounts {mounts:?}");
+        pods.is_empty() && logs.is_empty() && cgroups.is_empty() && mounts.is_empty()
     });
+    assert!(gone, "left behind after deleting the pods: {last}");
     let links = Command::new("ip")
         .args(["-n", &host.name, "-o", "link"])
         .output()
         .unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
-    assert_eq!(links.lines().count(), 2, "links left in the host: {links}");
+    assert_eq!(links.lines().count(), 3, "links left in the host: {links}");
 }

@@ -1,6 +1,6 @@
 //! Simulated hosts for end-to-end tests of the agent: a network namespace the
-//! test made (`bt<pid>h<n>`, with `lo` and a dummy `eth0` holding the host's
-//! address), a master and agents running inside it, and guards that remove
+//! test made (`bt<pid>h<n>`, with `lo` and a `eth0` (one end of a veth pair whose
+//! other end stays inside too) holding the host's address), a master and agents running inside it, and guards that remove
 //! everything — processes, mounts, cgroups, the namespace — even when a test
 //! panics. The host's own network namespace is never touched.
 
@@ -55,8 +55,8 @@ fn run(cmd: &mut Command) {
     );
 }
 
-/// A network namespace acting as one host, with address `10.254.<n>.2/24` on a
-/// dummy `eth0`. Deleted on drop.
+/// A network namespace acting as one host, with address `10.254.<n>.2/24` on
+/// `eth0`. Deleted on drop.
 pub struct TestHost {
     pub name: String,
     pub ip: String,
@@ -70,7 +70,11 @@ impl TestHost {
         run(Command::new("ip").args(["netns", "add", &name]));
         let host = TestHost { name, ip };
         run(Command::new("ip").args(["-n", &host.name, "link", "set", "lo", "up"]));
-        run(Command::new("ip").args(["-n", &host.name, "link", "add", "eth0", "type", "dummy"]));
+        // No dummy module on these kernels: a veth pair with both ends inside.
+        run(Command::new("ip").args([
+            "-n", &host.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+        ]));
+        run(Command::new("ip").args(["-n", &host.name, "link", "set", "eth0p", "up"]));
         run(Command::new("ip").args([
             "-n",
             &host.name,

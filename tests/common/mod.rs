@@ -256,6 +256,20 @@ pub fn ok(o: Output) -> String {
 
 /// Polls `f` until it returns Some, or panics after `secs`.
 #[track_caller]
+/// Polls `f` every 50 ms for up to `secs` seconds; true once it holds.
+pub fn poll(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {

@@ -3,7 +3,7 @@
 //! feeds a worker per pod ([`worker`]), which drives the container runtime
 //! through the [`cri::Cri`] seam and writes pods/status.
 //!
-//! - [`plan`], [`status`], [`backoff`], [`env`], [`qos`]: pure decisions.
+//! - [`plan`], [`status`], [`backoff`], [`env`]: pure decisions.
 //! - [`volumes`]: the pod's volumes as files on the host.
 //! - [`model`]: what is known about each container.
 //!
@@ -15,7 +15,6 @@ pub mod cri;
 pub mod env;
 pub mod model;
 pub mod plan;
-pub mod qos;
 pub mod status;
 pub mod volumes;
 pub mod worker;

@@ -165,7 +165,7 @@ fn prepare_one(
         return Ok(path);
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut files: Vec<(String, Vec<u8>, Option<i32>)> = Vec::new();
+    let mut files: Vec<File> = Vec::new();
     let mode;
     if v.empty_dir.is_some() {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).map_err(io(dir))?;
@@ -233,6 +233,9 @@ fn prepare_one(
     Ok(dir.to_path_buf())
 }
 
+/// A file of a volume: path inside it, contents, mode (default: the volume's).
+type File = (String, Vec<u8>, Option<i32>);
+
 fn lookup(
     map: &HashMap<String, Option<BTreeMap<String, Vec<u8>>>>,
     name: &str,
@@ -250,7 +253,7 @@ fn project(
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&[KeyToPath]>,
     optional: Option<bool>,
-) -> Result<Vec<(String, Vec<u8>, Option<i32>)>, String> {
+) -> Result<Vec<File>, String> {
     match items {
         None => Ok(data
             .iter()

@@ -464,7 +464,7 @@ impl Worker {
     async fn write_status(&mut self, plan: &Plan) {
         let shape = self.shape();
         let spec = self.pod.spec.clone().unwrap_or_default();
-        let qos = super::qos::qos_class(&spec);
+        let qos = crate::runtime::spec::qos_class(&spec);
         let pod_ip = self.pod_ip();
         let status = pod_status(&Inputs {
             pod: &self.pod,
