@@ -21,3 +21,15 @@ pub mod logs;
 pub mod node;
 pub mod runtime;
 pub mod server;
+
+/// An error and its causes on one line, for logs and status messages.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        line.push_str(": ");
+        line.push_str(&s.to_string());
+        source = s.source();
+    }
+    line
+}

@@ -6,6 +6,7 @@
 //! [`client`] does I/O (network, and reading kubeconfig files), everything else is pure.
 
 pub mod client;
+pub mod expansion;
 pub mod quantity;
 pub mod resources;
 pub mod selector;

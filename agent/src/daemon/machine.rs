@@ -5,7 +5,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -21,18 +21,6 @@ pub struct Machine {
     pub images: ImageStore,
     /// The host's resolv.conf, given to pods (there is no cluster DNS yet).
     pub resolv_conf: PathBuf,
-}
-
-/// An error and its causes on one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        line.push_str(": ");
-        line.push_str(&s.to_string());
-        source = s.source();
-    }
-    line
 }
 
 /// The pod's hostname: spec.hostname, else its name, cut to 63 characters.
@@ -137,14 +125,7 @@ fn run_state(state: ContainerState) -> RunState {
             started_at: Some(started_at),
             finished_at,
         },
-        ContainerState::Unknown => RunState::Exited {
-            exit_code: 255,
-            signal: None,
-            reason: Some("Unknown".into()),
-            message: Some("the container's state was lost".into()),
-            started_at: None,
-            finished_at: SystemTime::now(),
-        },
+        ContainerState::Unknown => RunState::lost(),
     }
 }
 
@@ -166,7 +147,9 @@ impl Cri for Machine {
             resolv_conf: resolv_conf(pod, &host_resolv),
             resources: spec::pod_resources(&spec),
         };
-        self.runtime.create_sandbox(&sandbox).map_err(|e| chain(&e))
+        self.runtime
+            .create_sandbox(&sandbox)
+            .map_err(|e| crate::error_chain(&e))
     }
 
     fn start_container(&self, req: &StartRequest<'_>) -> Result<Instance, StartFailure> {
@@ -179,12 +162,12 @@ impl Cri for Machine {
                     "image {wanted:?} is not present on this node: import it with `bosun image import` (pulling from registries is not built yet)"
                 )))
             }
-            Err(e) => return Err(StartFailure::ImageBroken(chain(&e))),
+            Err(e) => return Err(StartFailure::ImageBroken(crate::error_chain(&e))),
         };
         let sandbox = self
             .runtime
             .sandbox_paths(&uid)
-            .map_err(|e| StartFailure::Create(chain(&e)))?;
+            .map_err(|e| StartFailure::Create(crate::error_chain(&e)))?;
         let mounts: Vec<VolumeMountSpec> = req
             .mounts
             .iter()
@@ -202,7 +185,7 @@ impl Cri for Machine {
             volume_mounts: &mounts,
             sandbox: &sandbox,
         })
-        .map_err(|e| StartFailure::Create(chain(&e)))?;
+        .map_err(|e| StartFailure::Create(crate::error_chain(&e)))?;
         let image_id = image
             .repo_digest
             .clone()
@@ -222,7 +205,7 @@ impl Cri for Machine {
             )
             .map_err(|e| match e {
                 RuntimeError::Start(m) => StartFailure::Start(m),
-                other => StartFailure::Create(chain(&other)),
+                other => StartFailure::Create(crate::error_chain(&other)),
             })?;
         Ok(Instance {
             id: info.id,
@@ -246,21 +229,23 @@ impl Cri for Machine {
     fn stop_container(&self, uid: &str, id: &str, grace: Duration) -> Result<(), String> {
         self.runtime
             .stop_container(uid, id, grace)
-            .map_err(|e| chain(&e))
+            .map_err(|e| crate::error_chain(&e))
     }
 
     fn remove_container(&self, uid: &str, id: &str) -> Result<(), String> {
         self.runtime
             .remove_container(uid, id)
-            .map_err(|e| chain(&e))
+            .map_err(|e| crate::error_chain(&e))
     }
 
     fn remove_sandbox(&self, uid: &str) -> Result<(), String> {
-        self.runtime.remove_sandbox(uid).map_err(|e| chain(&e))
+        self.runtime
+            .remove_sandbox(uid)
+            .map_err(|e| crate::error_chain(&e))
     }
 
     fn list(&self) -> Result<Vec<FoundPod>, String> {
-        let records = self.runtime.list().map_err(|e| chain(&e))?;
+        let records = self.runtime.list().map_err(|e| crate::error_chain(&e))?;
         Ok(records
             .into_iter()
             .map(|r| FoundPod {

@@ -266,7 +266,7 @@ async fn register(api: &Api, node: &NodeIdentity) -> (String, String) {
                 return (uid.to_string(), now);
             }
             Err(e) => {
-                tracing::warn!(node = %node.name, error = %super::error_chain(&e), "registering the node failed");
+                tracing::warn!(node = %node.name, error = %crate::error_chain(&e), "registering the node failed");
                 tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
             }
         }
@@ -307,15 +307,16 @@ async fn heartbeat(shared: &Shared, node: &NodeIdentity, uid: &str, since: &str)
                 match shared.api.merge_patch(&status_path, &patch, Attempts(3)).await {
                     Ok(_) => {}
                     Err(e) if not_found(&e) => return,
-                    Err(e) => tracing::warn!(node = %node.name, error = %super::error_chain(&e), "node status update failed"),
+                    Err(e) => tracing::warn!(node = %node.name, error = %crate::error_chain(&e), "node status update failed"),
                 }
             }
         }
     }
 }
 
-/// One renewal: patch the Lease, create it when it does not exist yet.
-async fn renew_lease(api: &Api, path: &str, node: &str, uid: &str) {
+/// One renewal: patch the Lease, create it when it does not exist yet. Shared
+/// with the real agent ([`crate::node`]).
+pub async fn renew_lease(api: &Api, path: &str, node: &str, uid: &str) {
     let now = micro_time(jiff::Timestamp::now());
     let patch = json!({"spec": lease_spec(node, &now)});
     let result = match api.merge_patch(path, &patch, Attempts(3)).await {
@@ -333,7 +334,7 @@ async fn renew_lease(api: &Api, path: &str, node: &str, uid: &str) {
         other => other,
     };
     if let Err(e) = result {
-        tracing::warn!(node = %node, error = %super::error_chain(&e), "lease renewal failed");
+        tracing::warn!(node = %node, error = %crate::error_chain(&e), "lease renewal failed");
     }
 }
 

@@ -256,7 +256,7 @@ impl Manager {
         let mut ipam = match Allocator::new(cidr) {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(node = %node.metadata.name, error = %super::error_chain(&e), "unusable pod CIDR");
+                tracing::warn!(node = %node.metadata.name, error = %crate::error_chain(&e), "unusable pod CIDR");
                 return Vec::new();
             }
         };
@@ -686,7 +686,7 @@ async fn perform(api: Api, action: Action) -> Outcome {
                 Ok(_) => Outcome::Gone { uid: run.pod.uid },
                 Err(e) if not_found(&e) => Outcome::Gone { uid: run.pod.uid },
                 Err(e) => {
-                    tracing::warn!(pod = %run.pod.name, namespace = %run.pod.namespace, error = %super::error_chain(&e), "reporting the pod running failed");
+                    tracing::warn!(pod = %run.pod.name, namespace = %run.pod.namespace, error = %crate::error_chain(&e), "reporting the pod running failed");
                     Outcome::Failed { uid: run.pod.uid }
                 }
             }
@@ -703,7 +703,7 @@ async fn perform(api: Api, action: Action) -> Outcome {
                 )
                 .await
             {
-                tracing::debug!(pod = %run.pod.name, error = %super::error_chain(&e), "reporting the pod terminated failed");
+                tracing::debug!(pod = %run.pod.name, error = %crate::error_chain(&e), "reporting the pod terminated failed");
             }
             let options = json!({
                 "apiVersion": "v1",
@@ -717,7 +717,7 @@ async fn perform(api: Api, action: Action) -> Outcome {
                 // The uid precondition failed: the pod of that name is another one.
                 Err(e) if e.code() == Some(409) => Outcome::Gone { uid: run.pod.uid },
                 Err(e) => {
-                    tracing::warn!(pod = %run.pod.name, namespace = %run.pod.namespace, error = %super::error_chain(&e), "deleting the pod failed");
+                    tracing::warn!(pod = %run.pod.name, namespace = %run.pod.namespace, error = %crate::error_chain(&e), "deleting the pod failed");
                     Outcome::Failed { uid: run.pod.uid }
                 }
             }

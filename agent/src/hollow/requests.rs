@@ -83,7 +83,7 @@ impl Api {
             };
             match result {
                 Err(e) if attempt < attempts.0 && retryable(&e) => {
-                    tracing::debug!(error = %super::error_chain(&e), attempt, "retrying");
+                    tracing::debug!(error = %crate::error_chain(&e), attempt, "retrying");
                     tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
                 }
                 other => return other,

@@ -123,7 +123,7 @@ where
                     rv
                 }
                 Err(e) => {
-                    tracing::warn!(path = %path, error = %super::error_chain(&e), "list failed");
+                    tracing::warn!(path = %path, error = %crate::error_chain(&e), "list failed");
                     failures += 1;
                     continue;
                 }
@@ -136,7 +136,7 @@ where
         let mut watch = match api.client().watch(&url).await {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(path = %path, error = %super::error_chain(&e), "watch failed");
+                tracing::warn!(path = %path, error = %crate::error_chain(&e), "watch failed");
                 if e.code() == Some(410) {
                     version = None;
                 }
@@ -149,7 +149,7 @@ where
             let line = match line {
                 Ok(l) => l,
                 Err(e) => {
-                    tracing::debug!(path = %path, error = %super::error_chain(&e), "watch stream broke; resuming");
+                    tracing::debug!(path = %path, error = %crate::error_chain(&e), "watch stream broke; resuming");
                     failures = 1;
                     break;
                 }
@@ -170,7 +170,7 @@ where
                             }
                         }
                         _ => {
-                            tracing::warn!(path = %path, error = %super::error_chain(&e), "undecodable watch event; re-listing");
+                            tracing::warn!(path = %path, error = %crate::error_chain(&e), "undecodable watch event; re-listing");
                             version = None;
                             failures = 1;
                         }

@@ -44,44 +44,7 @@ pub struct Context<'a> {
     pub pod_ip: &'a str,
 }
 
-/// Expands `$(VAR)` with `lookup`; `$$` is a literal `$`; unknown references stay
-/// as they are (Kubernetes' rule).
-pub fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('(') {
-            match body.find(')') {
-                Some(end) => {
-                    let name = &body[..end];
-                    match lookup(name) {
-                        Some(v) => out.push_str(&v),
-                        None => {
-                            out.push_str("$(");
-                            out.push_str(name);
-                            out.push(')');
-                        }
-                    }
-                    rest = &body[end + 1..];
-                }
-                None => {
-                    out.push_str("$(");
-                    rest = body;
-                }
-            }
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
+pub use api::expansion::expand;
 
 /// The value of a `fieldRef`.
 pub fn field_value(ctx: &Context<'_>, path: &str) -> Result<String, ConfigError> {
@@ -344,13 +307,6 @@ mod tests {
 
     fn container(v: serde_json::Value) -> Container {
         serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn references_expand_and_dollars_escape() {
-        let vars = |n: &str| (n == "A").then(|| "x".to_string());
-        assert_eq!(expand("$(A)-$(B)-$$(A)-$", &vars), "x-$(B)-$(A)-$");
-        assert_eq!(expand("$(A", &vars), "$(A");
     }
 
     #[test]

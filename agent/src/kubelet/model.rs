@@ -23,6 +23,19 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// A run whose state the runtime no longer has (e.g. after a reboot): it
+    /// counts as exited with 255, as the kubelet reports it.
+    pub fn lost() -> RunState {
+        RunState::Exited {
+            exit_code: 255,
+            signal: None,
+            reason: Some("Unknown".into()),
+            message: Some("the container's state was lost".into()),
+            started_at: None,
+            finished_at: SystemTime::now(),
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         matches!(self, RunState::Running { .. })
     }

@@ -232,14 +232,7 @@ impl Worker {
             let Some(cur) = self.tracks.get_mut(&name).and_then(|t| t.current.as_mut()) else {
                 continue;
             };
-            cur.state = state.unwrap_or(RunState::Exited {
-                exit_code: 255,
-                signal: None,
-                reason: Some("Unknown".into()),
-                message: Some("the container's state was lost".into()),
-                started_at: None,
-                finished_at: SystemTime::now(),
-            });
+            cur.state = state.unwrap_or_else(RunState::lost);
         }
     }
 

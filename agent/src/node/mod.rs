@@ -18,9 +18,9 @@ use api::client::{Client, ClientError};
 use serde_json::{json, Value};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::hollow::node::{lease_object, lease_spec, LEASE_NAMESPACE, LEASE_PERIOD};
+use crate::hollow::node::{LEASE_NAMESPACE, LEASE_PERIOD};
 use crate::hollow::requests::{already_exists, backoff, not_found, Api, Attempts};
-use crate::hollow::{micro_time, rfc3339};
+use crate::hollow::rfc3339;
 pub use facts::{HostFacts, HostPaths, Usage};
 pub use object::{node_object, node_status, NodeIdentity, Pressure};
 
@@ -200,7 +200,7 @@ pub async fn run_heartbeat(client: Client, config: NodeConfig, mut registered: R
     status_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = lease_tick.tick() => renew_lease(&api, &lease_path, &config.name, &registered.uid).await,
+            _ = lease_tick.tick() => crate::hollow::node::renew_lease(&api, &lease_path, &config.name, &registered.uid).await,
             _ = status_tick.tick() => {
                 let usage = match read_usage(&config) {
                     Ok(u) => u,
@@ -248,29 +248,6 @@ async fn register_until_done(client: &Client, config: &NodeConfig) -> Registered
                 tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
             }
         }
-    }
-}
-
-/// One renewal: patch the Lease, create it when it does not exist yet.
-async fn renew_lease(api: &Api, path: &str, node: &str, uid: &str) {
-    let now = micro_time(jiff::Timestamp::now());
-    let patch = json!({"spec": lease_spec(node, &now)});
-    let result = match api.merge_patch(path, &patch, Attempts(3)).await {
-        Err(e) if not_found(&e) => {
-            let collection =
-                format!("/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases");
-            match api
-                .create(&collection, &lease_object(node, uid, &now), Attempts(3))
-                .await
-            {
-                Err(e) if already_exists(&e) => api.merge_patch(path, &patch, Attempts(3)).await,
-                other => other,
-            }
-        }
-        other => other,
-    };
-    if let Err(e) = result {
-        tracing::warn!(node = %node, error = %e, "lease renewal failed");
     }
 }
 
