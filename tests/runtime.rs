@@ -73,18 +73,22 @@ impl Env {
     }
 
     fn sandbox(&mut self, name: &str, resources: PodResources) -> SandboxSpec {
+        self.sandbox_with(name, |sb| sb.resources = resources)
+    }
+
+    fn sandbox_with(&mut self, name: &str, f: impl FnOnce(&mut SandboxSpec)) -> SandboxSpec {
         let uid = format!("{}-{name}", self.parent);
         self.pods.push(uid.clone());
-        let sb = SandboxSpec {
+        let mut sb = SandboxSpec {
             uid,
             namespace: "default".into(),
             name: name.into(),
             hostname: name.into(),
             hosts_file: "127.0.0.1 localhost\n".into(),
             resolv_conf: "nameserver 10.96.0.10\n".into(),
-            resources,
             ..Default::default()
         };
+        f(&mut sb);
         self.rt.create_sandbox(&sb).unwrap();
         sb
     }
@@ -563,4 +567,106 @@ fn security_context_applies() {
         "masked /proc/timer_list: {text}"
     );
     assert!(text.contains("procsys-ro"), "{text}");
+}
+
+/// Runs `script` in a new container of `sb` to completion; returns its log.
+fn run_to_end(env: &Env, sb: &SandboxSpec, name: &str, script: &str) -> String {
+    run_to_end_on(&env.rt, env, sb, name, script)
+}
+
+fn run_to_end_on(rt: &Runtime, env: &Env, sb: &SandboxSpec, name: &str, script: &str) -> String {
+    let info = rt
+        .start_container(&sb.uid, &env.container(sb, &sh(name, script)))
+        .unwrap();
+    let state = wait_exit(rt, &sb.uid, &info.id, Duration::from_secs(10));
+    assert!(
+        matches!(state, ContainerState::Exited { exit_code: 0, .. }),
+        "{state:?}"
+    );
+    log_text(&env.log_file(sb, name))
+}
+
+/// The pid of the pod's pause process, from its record.
+fn pause_pid(env: &Env, sb: &SandboxSpec) -> Option<i32> {
+    let path = env.tmp.path().join("pods").join(&sb.uid).join("pause.json");
+    let text = fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["pid"].as_i64().map(|p| p as i32)
+}
+
+#[test]
+fn share_process_namespace_shows_the_other_containers() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    let sb = env.sandbox_with("shared", |sb| sb.share_process_namespace = true);
+    let pause = pause_pid(&env, &sb).expect("pause.json");
+    let stat = fs::read_to_string(format!("/proc/{pause}/stat")).unwrap();
+    assert!(!stat.contains(") Z "), "pause is a zombie: {stat}");
+    let sleeper = env
+        .rt
+        .start_container(
+            &sb.uid,
+            &env.container(&sb, &sh("sleeper", "exec sleep 1001")),
+        )
+        .unwrap();
+    let text = run_to_end(&env, &sb, "looker", "echo pid=$$$$; ps -o pid,args");
+    assert!(
+        !text.contains("pid=1\n"),
+        "PID 1 with a shared namespace: {text}"
+    );
+    assert!(text.contains("sleep 1001"), "sleeper not visible: {text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("1 ") && l.contains("pause")),
+        "PID 1 is not the pause process: {text}"
+    );
+
+    // A restarted runtime re-adopts the pod and starts containers in the same
+    // namespace.
+    let again = Runtime::new(env.rt.config().clone()).unwrap();
+    assert!(again.list().unwrap().iter().any(|s| s.uid == sb.uid));
+    let text = run_to_end_on(&again, &env, &sb, "later", "ps -o args");
+    assert!(text.contains("sleep 1001"), "after restart: {text}");
+    assert!(matches!(
+        again.container_state(&sb.uid, &sleeper.id).unwrap(),
+        ContainerState::Running { .. }
+    ));
+
+    again.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Gone, or a zombie waiting for whoever adopted it to reap it.
+    while fs::read_to_string(format!("/proc/{pause}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "pause process {pause} left");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn without_sharing_each_container_is_pid_1() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    let sb = env.sandbox("apart", PodResources::default());
+    assert_eq!(pause_pid(&env, &sb), None);
+    env.rt
+        .start_container(
+            &sb.uid,
+            &env.container(&sb, &sh("sleeper", "exec sleep 1002")),
+        )
+        .unwrap();
+    let text = run_to_end(&env, &sb, "looker", "echo pid=$$$$; ps -o args");
+    assert!(text.contains("pid=1\n"), "{text}");
+    assert!(
+        !text.contains("sleep 1002"),
+        "other container visible: {text}"
+    );
+    env.rt.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
 }

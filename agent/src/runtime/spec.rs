@@ -33,6 +33,9 @@ pub struct SandboxPaths {
     pub ipc: Option<PathBuf>,
     /// Use the host's PID namespace.
     pub host_pid: bool,
+    /// The pod's shared PID namespace file (shareProcessNamespace); None = a
+    /// new PID namespace per container (unless `host_pid`).
+    pub pid: Option<PathBuf>,
     pub hosts: PathBuf,
     pub hostname: PathBuf,
     pub resolv_conf: PathBuf,
@@ -340,7 +343,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, RuntimeError> {
     };
     namespaces.push(ns(LinuxNamespaceType::Mount, None)?);
     if !input.sandbox.host_pid {
-        namespaces.push(ns(LinuxNamespaceType::Pid, None)?);
+        namespaces.push(ns(LinuxNamespaceType::Pid, input.sandbox.pid.as_deref())?);
     }
     if let Some(p) = &input.sandbox.net {
         namespaces.push(ns(LinuxNamespaceType::Network, Some(p))?);
@@ -782,6 +785,7 @@ mod tests {
             uts: Some("/p/ns/uts".into()),
             ipc: Some("/p/ns/ipc".into()),
             host_pid: false,
+            pid: None,
             hosts: "/p/etc/hosts".into(),
             hostname: "/p/etc/hostname".into(),
             resolv_conf: "/p/etc/resolv.conf".into(),
@@ -873,6 +877,41 @@ mod tests {
             .collect();
         assert!(dests.contains(&PathBuf::from("/etc/resolv.conf")));
         assert!(dests.contains(&PathBuf::from("/sys")));
+    }
+
+    #[test]
+    fn shared_and_host_pid_namespaces() {
+        let c = Container {
+            name: "c".into(),
+            command: Some(s(&["x"])),
+            ..Default::default()
+        };
+        let p = pod(c.clone());
+        let pid_of = |sb: &SandboxPaths| {
+            let spec = build(&SpecInput {
+                pod: &p,
+                container: &c,
+                image: None,
+                env: &[],
+                volume_mounts: &[],
+                sandbox: sb,
+            })
+            .unwrap();
+            spec.linux()
+                .as_ref()
+                .unwrap()
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|n| n.typ() == LinuxNamespaceType::Pid)
+                .map(|n| n.path().clone())
+        };
+        let mut sb = sandbox();
+        sb.pid = Some("/p/ns/pid".into());
+        assert_eq!(pid_of(&sb), Some(Some(PathBuf::from("/p/ns/pid"))));
+        sb.host_pid = true;
+        assert_eq!(pid_of(&sb), None);
     }
 
     #[test]
