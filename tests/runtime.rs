@@ -670,3 +670,97 @@ fn without_sharing_each_container_is_pid_1() {
     env.rt.remove_sandbox(&sb.uid).unwrap();
     env.assert_gone(&sb);
 }
+
+/// The pids in a cgroup of the test's parent (`rel` under it), from the first
+/// hierarchy that has it.
+fn cgroup_pids(env: &Env, rel: &str) -> Vec<i32> {
+    for d in cgroup_dirs(&env.parent) {
+        if let Ok(s) = fs::read_to_string(d.join(rel).join("cgroup.procs")) {
+            return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// Whether `pid` is gone (or a zombie about to be reaped by its adopter).
+fn dead(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true)
+}
+
+/// Waits until the container's cgroup holds at least `n` processes.
+fn wait_for_pids(env: &Env, rel: &str, n: usize) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = cgroup_pids(env, rel);
+        if pids.len() >= n {
+            return pids;
+        }
+        assert!(Instant::now() < deadline, "only {pids:?} in {rel}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn remove_sandbox_kills_children_that_escaped_pid_1() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    // In the host's PID namespace nothing dies with the container's PID 1: only
+    // the cgroup knows its children. One of them keeps forking.
+    let sb = env.sandbox_with("forks", |sb| sb.host_pid = true);
+    let info = env
+        .rt
+        .start_container(
+            &sb.uid,
+            &env.container(
+                &sb,
+                &sh(
+                    "main",
+                    "sleep 1000 & sleep 1000 & (while :; do /bin/sleep 0; done) & wait",
+                ),
+            ),
+        )
+        .unwrap();
+    let rel = format!("pod{}/{}", sb.uid, info.id);
+    let pids = wait_for_pids(&env, &rel, 4);
+    env.rt.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
+    let left: Vec<i32> = pids.into_iter().filter(|p| !dead(*p)).collect();
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
+
+#[test]
+fn stop_container_kills_what_its_exited_main_process_left() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    let sb = env.sandbox_with("orphans", |sb| sb.host_pid = true);
+    let info = env
+        .rt
+        .start_container(
+            &sb.uid,
+            &env.container(&sb, &sh("main", "sleep 1000 & sleep 1000 & echo started")),
+        )
+        .unwrap();
+    let state = wait_exit(&env.rt, &sb.uid, &info.id, Duration::from_secs(10));
+    assert!(
+        matches!(state, ContainerState::Exited { exit_code: 0, .. }),
+        "{state:?}"
+    );
+    let rel = format!("pod{}/{}", sb.uid, info.id);
+    let pids = wait_for_pids(&env, &rel, 2);
+    env.rt
+        .stop_container(&sb.uid, &info.id, Duration::from_secs(1))
+        .unwrap();
+    assert!(pids.iter().all(|p| dead(*p)), "left: {pids:?}");
+    env.rt.remove_container(&sb.uid, &info.id).unwrap();
+    for d in cgroup_dirs(&env.parent) {
+        assert!(!d.join(&rel).exists(), "cgroup {} left", d.display());
+    }
+    env.rt.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
+}

@@ -426,10 +426,13 @@ impl Runtime {
         let dir = self.container_dir(uid, id);
         let state = self.container_state(uid, id)?;
         let ContainerState::Running { pid, .. } = state else {
+            // Its main process is gone; what it forked may not be.
+            self.empty_cgroup(uid, id);
             return Ok(());
         };
         let shim_fd = self.exit_fd(uid, id)?;
         let Some(shim_fd) = shim_fd else {
+            self.empty_cgroup(uid, id);
             return Ok(());
         };
         if !grace.is_zero() {
@@ -450,15 +453,14 @@ impl Runtime {
         Ok(())
     }
 
-    /// Kills whatever is left in a container's cgroup (its main process is gone).
+    /// Kills whatever is left in a container's cgroup (its main process is gone)
+    /// and waits a little for it to be empty.
     fn empty_cgroup(&self, uid: &str, id: &str) {
         let rel = self.pod_cgroup(uid).join(id);
-        for pid in self.inner.cgroups.pids(&rel) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        self.inner.cgroups.kill_all(&rel);
+        self.inner
+            .cgroups
+            .wait_empty(&rel, Instant::now() + KILL_TIMEOUT);
     }
 
     /// Removes a container's state dir and cgroup; keeps its log file.
