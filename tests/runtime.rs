@@ -49,20 +49,26 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
+        Env::with(|_| {})
+    }
+
+    fn with(f: impl FnOnce(&mut RuntimeConfig)) -> Env {
         let n = N.fetch_add(1, Ordering::SeqCst);
         let parent = format!("bt{}{}", std::process::id(), n);
         let tmp = tempfile::Builder::new().prefix(&parent).tempdir().unwrap();
         let layer = tmp.path().join("layer");
         make_busybox_rootfs(&layer);
-        let rt = Runtime::new(RuntimeConfig {
+        let mut config = RuntimeConfig {
             pods_dir: tmp.path().join("pods"),
             log_root: tmp.path().join("logs"),
             cgroup_root: "/sys/fs/cgroup".into(),
             cgroup_parent: parent.clone(),
             shim_exe: env!("CARGO_BIN_EXE_bosun").into(),
             log_max_size: 10 << 20,
-        })
-        .unwrap();
+            pod_pids_limit: None,
+        };
+        f(&mut config);
+        let rt = Runtime::new(config).unwrap();
         Env {
             rt,
             tmp,
@@ -763,4 +769,43 @@ fn stop_container_kills_what_its_exited_main_process_left() {
     }
     env.rt.remove_sandbox(&sb.uid).unwrap();
     env.assert_gone(&sb);
+}
+
+#[test]
+fn pod_pids_limit_caps_forks() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::with(|c| c.pod_pids_limit = Some(20));
+    let sb = env.sandbox("pids", PodResources::default());
+    let limits: Vec<String> = cgroup_dirs(&env.parent)
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join(format!("pod{}", sb.uid)).join("pids.max")).ok())
+        .collect();
+    assert_eq!(limits, vec!["20\n".to_string()]);
+    let c = sh(
+        "forker",
+        "for i in $(seq 40); do sleep 100 & done; echo done",
+    );
+    let info = env
+        .rt
+        .start_container(&sb.uid, &env.container(&sb, &c))
+        .unwrap();
+    let state = wait_exit(&env.rt, &sb.uid, &info.id, Duration::from_secs(10));
+    let text = log_text(&env.log_file(&sb, "forker"));
+    assert!(
+        text.contains("can't fork"),
+        "no fork failed: {state:?} {text}"
+    );
+    env.rt.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
+
+    // Without a limit the pod cgroup has none.
+    let mut env = Env::new();
+    let sb = env.sandbox("nolimit", PodResources::default());
+    for d in cgroup_dirs(&env.parent) {
+        if let Ok(v) = fs::read_to_string(d.join(format!("pod{}", sb.uid)).join("pids.max")) {
+            assert_eq!(v, "max\n");
+        }
+    }
 }

@@ -56,6 +56,9 @@ pub struct RuntimeConfig {
     pub shim_exe: PathBuf,
     /// A container log file is rotated when it passes this many bytes.
     pub log_max_size: u64,
+    /// pids.max of every pod cgroup (the kubelet's podPidsLimit); None =
+    /// unlimited.
+    pub pod_pids_limit: Option<i64>,
 }
 
 /// An error of the runtime. The message of a failed start is what the user sees.
@@ -292,7 +295,7 @@ impl Runtime {
             rel: &rel,
             log_dir: &log_dir,
             shim_exe: &self.inner.config.shim_exe,
-            pids_limit: None,
+            pids_limit: self.inner.config.pod_pids_limit,
         };
         let res = sandbox::create(&dir, spec, &env);
         if res.is_err() {

@@ -300,3 +300,37 @@ pub fn empty_trash(parent: &Path) {
             });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_limits_include_the_pids_limit() {
+        let r = super::super::PodResources {
+            cpu_shares: Some(512),
+            memory_limit: Some(1 << 20),
+            ..Default::default()
+        };
+        let l = linux_resources(&r, Some(4096));
+        assert_eq!(l.pids().as_ref().map(|p| p.limit()), Some(4096));
+        assert_eq!(l.cpu().as_ref().and_then(|c| c.shares()), Some(512));
+        assert_eq!(l.memory().as_ref().and_then(|m| m.limit()), Some(1 << 20));
+        assert!(linux_resources(&r, None).pids().is_none());
+    }
+
+    #[test]
+    fn shared_pid_namespace_unless_host_pid() {
+        let mut sb = SandboxSpec {
+            share_process_namespace: true,
+            ..Default::default()
+        };
+        let d = Path::new("/p");
+        assert_eq!(paths(d, &sb).pid, Some(PathBuf::from("/p/ns/pid")));
+        sb.host_pid = true;
+        assert_eq!(paths(d, &sb).pid, None);
+        sb.host_pid = false;
+        sb.share_process_namespace = false;
+        assert_eq!(paths(d, &sb).pid, None);
+    }
+}
