@@ -274,7 +274,8 @@ fn container_is_isolated_logs_and_leaves_nothing() {
     // `$$` is the Kubernetes escape of `$`.
     let script = "echo pid=$$$$; echo host=$(hostname); grep CapEff /proc/self/status; \
                   echo marker=$(cat /marker); ip link 2>/dev/null | grep -c '^[0-9]' | sed 's/^/links=/'; \
-                  cat /etc/resolv.conf; echo err >&2; ls /dev";
+                  cat /etc/resolv.conf; echo err >&2; ls /dev; \
+                  echo nofile=$(ulimit -Sn)/$(ulimit -Hn)";
     let spec = env.container(&sb, &sh("main", script));
     let info = env.rt.start_container(&sb.uid, &spec).unwrap();
     assert_eq!(info.id.len(), 64);
@@ -293,6 +294,12 @@ fn container_is_isolated_logs_and_leaves_nothing() {
     assert!(text.contains("nameserver 10.96.0.10"), "{text}");
     assert!(text.contains("links=1"), "only lo in the pod netns: {text}");
     assert!(text.contains("err"), "{text}");
+    let nofile = expected_nofile();
+    assert!(
+        text.lines()
+            .any(|l| l == format!("nofile={nofile}/{nofile}")),
+        "rlimit: {text}"
+    );
     for dev in ["null", "zero", "urandom", "pts", "shm", "fd"] {
         assert!(text.lines().any(|l| l == dev), "/dev/{dev} missing: {text}");
     }
@@ -310,6 +317,28 @@ fn container_is_isolated_logs_and_leaves_nothing() {
     env.rt.remove_sandbox(&sb.uid).unwrap();
     env.assert_gone(&sb);
     env.rt.remove_sandbox(&sb.uid).unwrap();
+}
+
+/// containerd's RLIMIT_NOFILE, or our own hard limit when we cannot raise it
+/// (no CAP_SYS_RESOURCE, as in some CI containers).
+fn expected_nofile() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills our struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if eff & (1 << 24) != 0 {
+        spec::NOFILE_LIMIT
+    } else {
+        spec::NOFILE_LIMIT.min(lim.rlim_max)
+    }
 }
 
 #[test]

@@ -8,8 +8,8 @@ use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
     LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,9 @@ use std::str::FromStr;
 /// Annotation carrying the user to resolve against the rootfs' /etc/passwd and
 /// /etc/group in the shim, docker style: `user[:group]` (names or numbers).
 pub const USER_ANNOTATION: &str = "io.bosun.user";
+
+/// RLIMIT_NOFILE (soft and hard) of every container, as containerd sets it.
+pub const NOFILE_LIMIT: u64 = 1_048_576;
 
 /// The CFS period used for cpu limits, in microseconds.
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -319,6 +322,12 @@ pub fn build(input: &SpecInput) -> Result<Spec, RuntimeError> {
         .cwd(cwd)
         .capabilities(capabilities)
         .no_new_privileges(no_new_privs)
+        .rlimits(vec![PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .hard(NOFILE_LIMIT)
+            .soft(NOFILE_LIMIT)
+            .build()
+            .map_err(bad)?])
         .build()
         .map_err(bad)?;
 
@@ -849,6 +858,13 @@ mod tests {
         assert!(env.contains(&"C=pod".to_string()));
         assert!(env.contains(&"HOSTNAME=web".to_string()));
         assert_eq!(p.cwd(), Path::new("/srv"));
+        let nofile = p
+            .rlimits()
+            .iter()
+            .flatten()
+            .find(|r| r.typ() == PosixRlimitType::RlimitNofile)
+            .unwrap();
+        assert_eq!((nofile.soft(), nofile.hard()), (NOFILE_LIMIT, NOFILE_LIMIT));
         assert_eq!(
             spec.annotations().as_ref().unwrap()[USER_ANNOTATION],
             "nobody:nogroup"
