@@ -49,20 +49,26 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
+        Env::with(|_| {})
+    }
+
+    fn with(f: impl FnOnce(&mut RuntimeConfig)) -> Env {
         let n = N.fetch_add(1, Ordering::SeqCst);
         let parent = format!("bt{}{}", std::process::id(), n);
         let tmp = tempfile::Builder::new().prefix(&parent).tempdir().unwrap();
         let layer = tmp.path().join("layer");
         make_busybox_rootfs(&layer);
-        let rt = Runtime::new(RuntimeConfig {
+        let mut config = RuntimeConfig {
             pods_dir: tmp.path().join("pods"),
             log_root: tmp.path().join("logs"),
             cgroup_root: "/sys/fs/cgroup".into(),
             cgroup_parent: parent.clone(),
             shim_exe: env!("CARGO_BIN_EXE_bosun").into(),
             log_max_size: 10 << 20,
-        })
-        .unwrap();
+            pod_pids_limit: None,
+        };
+        f(&mut config);
+        let rt = Runtime::new(config).unwrap();
         Env {
             rt,
             tmp,
@@ -73,18 +79,22 @@ impl Env {
     }
 
     fn sandbox(&mut self, name: &str, resources: PodResources) -> SandboxSpec {
+        self.sandbox_with(name, |sb| sb.resources = resources)
+    }
+
+    fn sandbox_with(&mut self, name: &str, f: impl FnOnce(&mut SandboxSpec)) -> SandboxSpec {
         let uid = format!("{}-{name}", self.parent);
         self.pods.push(uid.clone());
-        let sb = SandboxSpec {
+        let mut sb = SandboxSpec {
             uid,
             namespace: "default".into(),
             name: name.into(),
             hostname: name.into(),
             hosts_file: "127.0.0.1 localhost\n".into(),
             resolv_conf: "nameserver 10.96.0.10\n".into(),
-            resources,
             ..Default::default()
         };
+        f(&mut sb);
         self.rt.create_sandbox(&sb).unwrap();
         sb
     }
@@ -264,7 +274,8 @@ fn container_is_isolated_logs_and_leaves_nothing() {
     // `$$` is the Kubernetes escape of `$`.
     let script = "echo pid=$$$$; echo host=$(hostname); grep CapEff /proc/self/status; \
                   echo marker=$(cat /marker); ip link 2>/dev/null | grep -c '^[0-9]' | sed 's/^/links=/'; \
-                  cat /etc/resolv.conf; echo err >&2; ls /dev";
+                  cat /etc/resolv.conf; echo err >&2; ls /dev; \
+                  echo nofile=$(ulimit -Sn)/$(ulimit -Hn)";
     let spec = env.container(&sb, &sh("main", script));
     let info = env.rt.start_container(&sb.uid, &spec).unwrap();
     assert_eq!(info.id.len(), 64);
@@ -283,6 +294,12 @@ fn container_is_isolated_logs_and_leaves_nothing() {
     assert!(text.contains("nameserver 10.96.0.10"), "{text}");
     assert!(text.contains("links=1"), "only lo in the pod netns: {text}");
     assert!(text.contains("err"), "{text}");
+    let nofile = expected_nofile();
+    assert!(
+        text.lines()
+            .any(|l| l == format!("nofile={nofile}/{nofile}")),
+        "rlimit: {text}"
+    );
     for dev in ["null", "zero", "urandom", "pts", "shm", "fd"] {
         assert!(text.lines().any(|l| l == dev), "/dev/{dev} missing: {text}");
     }
@@ -300,6 +317,28 @@ fn container_is_isolated_logs_and_leaves_nothing() {
     env.rt.remove_sandbox(&sb.uid).unwrap();
     env.assert_gone(&sb);
     env.rt.remove_sandbox(&sb.uid).unwrap();
+}
+
+/// containerd's RLIMIT_NOFILE, or our own hard limit when we cannot raise it
+/// (no CAP_SYS_RESOURCE, as in some CI containers).
+fn expected_nofile() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills our struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if eff & (1 << 24) != 0 {
+        spec::NOFILE_LIMIT
+    } else {
+        spec::NOFILE_LIMIT.min(lim.rlim_max)
+    }
 }
 
 #[test]
@@ -563,4 +602,239 @@ fn security_context_applies() {
         "masked /proc/timer_list: {text}"
     );
     assert!(text.contains("procsys-ro"), "{text}");
+}
+
+/// Runs `script` in a new container of `sb` to completion; returns its log.
+fn run_to_end(env: &Env, sb: &SandboxSpec, name: &str, script: &str) -> String {
+    run_to_end_on(&env.rt, env, sb, name, script)
+}
+
+fn run_to_end_on(rt: &Runtime, env: &Env, sb: &SandboxSpec, name: &str, script: &str) -> String {
+    let info = rt
+        .start_container(&sb.uid, &env.container(sb, &sh(name, script)))
+        .unwrap();
+    let state = wait_exit(rt, &sb.uid, &info.id, Duration::from_secs(10));
+    assert!(
+        matches!(state, ContainerState::Exited { exit_code: 0, .. }),
+        "{state:?}"
+    );
+    log_text(&env.log_file(sb, name))
+}
+
+/// The pid of the pod's pause process, from its record.
+fn pause_pid(env: &Env, sb: &SandboxSpec) -> Option<i32> {
+    let path = env.tmp.path().join("pods").join(&sb.uid).join("pause.json");
+    let text = fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["pid"].as_i64().map(|p| p as i32)
+}
+
+#[test]
+fn share_process_namespace_shows_the_other_containers() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    let sb = env.sandbox_with("shared", |sb| sb.share_process_namespace = true);
+    let pause = pause_pid(&env, &sb).expect("pause.json");
+    let stat = fs::read_to_string(format!("/proc/{pause}/stat")).unwrap();
+    assert!(!stat.contains(") Z "), "pause is a zombie: {stat}");
+    let sleeper = env
+        .rt
+        .start_container(
+            &sb.uid,
+            &env.container(&sb, &sh("sleeper", "exec sleep 1001")),
+        )
+        .unwrap();
+    let text = run_to_end(&env, &sb, "looker", "echo pid=$$$$; ps -o pid,args");
+    assert!(
+        !text.contains("pid=1\n"),
+        "PID 1 with a shared namespace: {text}"
+    );
+    assert!(text.contains("sleep 1001"), "sleeper not visible: {text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("1 ") && l.contains("pause")),
+        "PID 1 is not the pause process: {text}"
+    );
+
+    // A restarted runtime re-adopts the pod and starts containers in the same
+    // namespace.
+    let again = Runtime::new(env.rt.config().clone()).unwrap();
+    assert!(again.list().unwrap().iter().any(|s| s.uid == sb.uid));
+    let text = run_to_end_on(&again, &env, &sb, "later", "ps -o args");
+    assert!(text.contains("sleep 1001"), "after restart: {text}");
+    assert!(matches!(
+        again.container_state(&sb.uid, &sleeper.id).unwrap(),
+        ContainerState::Running { .. }
+    ));
+
+    again.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Gone, or a zombie waiting for whoever adopted it to reap it.
+    while fs::read_to_string(format!("/proc/{pause}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "pause process {pause} left");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn without_sharing_each_container_is_pid_1() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    let sb = env.sandbox("apart", PodResources::default());
+    assert_eq!(pause_pid(&env, &sb), None);
+    env.rt
+        .start_container(
+            &sb.uid,
+            &env.container(&sb, &sh("sleeper", "exec sleep 1002")),
+        )
+        .unwrap();
+    let text = run_to_end(&env, &sb, "looker", "echo pid=$$$$; ps -o args");
+    assert!(text.contains("pid=1\n"), "{text}");
+    assert!(
+        !text.contains("sleep 1002"),
+        "other container visible: {text}"
+    );
+    env.rt.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
+}
+
+/// The pids in a cgroup of the test's parent (`rel` under it), from the first
+/// hierarchy that has it.
+fn cgroup_pids(env: &Env, rel: &str) -> Vec<i32> {
+    for d in cgroup_dirs(&env.parent) {
+        if let Ok(s) = fs::read_to_string(d.join(rel).join("cgroup.procs")) {
+            return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// Whether `pid` is gone (or a zombie about to be reaped by its adopter).
+fn dead(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true)
+}
+
+/// Waits until the container's cgroup holds at least `n` processes.
+fn wait_for_pids(env: &Env, rel: &str, n: usize) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = cgroup_pids(env, rel);
+        if pids.len() >= n {
+            return pids;
+        }
+        assert!(Instant::now() < deadline, "only {pids:?} in {rel}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn remove_sandbox_kills_children_that_escaped_pid_1() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    // In the host's PID namespace nothing dies with the container's PID 1: only
+    // the cgroup knows its children. One of them keeps forking.
+    let sb = env.sandbox_with("forks", |sb| sb.host_pid = true);
+    let info = env
+        .rt
+        .start_container(
+            &sb.uid,
+            &env.container(
+                &sb,
+                &sh(
+                    "main",
+                    "sleep 1000 & sleep 1000 & (while :; do /bin/sleep 0; done) & wait",
+                ),
+            ),
+        )
+        .unwrap();
+    let rel = format!("pod{}/{}", sb.uid, info.id);
+    let pids = wait_for_pids(&env, &rel, 4);
+    env.rt.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
+    let left: Vec<i32> = pids.into_iter().filter(|p| !dead(*p)).collect();
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
+
+#[test]
+fn stop_container_kills_what_its_exited_main_process_left() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    let sb = env.sandbox_with("orphans", |sb| sb.host_pid = true);
+    let info = env
+        .rt
+        .start_container(
+            &sb.uid,
+            &env.container(&sb, &sh("main", "sleep 1000 & sleep 1000 & echo started")),
+        )
+        .unwrap();
+    let state = wait_exit(&env.rt, &sb.uid, &info.id, Duration::from_secs(10));
+    assert!(
+        matches!(state, ContainerState::Exited { exit_code: 0, .. }),
+        "{state:?}"
+    );
+    let rel = format!("pod{}/{}", sb.uid, info.id);
+    let pids = wait_for_pids(&env, &rel, 2);
+    env.rt
+        .stop_container(&sb.uid, &info.id, Duration::from_secs(1))
+        .unwrap();
+    assert!(pids.iter().all(|p| dead(*p)), "left: {pids:?}");
+    env.rt.remove_container(&sb.uid, &info.id).unwrap();
+    for d in cgroup_dirs(&env.parent) {
+        assert!(!d.join(&rel).exists(), "cgroup {} left", d.display());
+    }
+    env.rt.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
+}
+
+#[test]
+fn pod_pids_limit_caps_forks() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::with(|c| c.pod_pids_limit = Some(20));
+    let sb = env.sandbox("pids", PodResources::default());
+    let limits: Vec<String> = cgroup_dirs(&env.parent)
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join(format!("pod{}", sb.uid)).join("pids.max")).ok())
+        .collect();
+    assert_eq!(limits, vec!["20\n".to_string()]);
+    let c = sh(
+        "forker",
+        "for i in $(seq 40); do sleep 100 & done; echo done",
+    );
+    let info = env
+        .rt
+        .start_container(&sb.uid, &env.container(&sb, &c))
+        .unwrap();
+    let state = wait_exit(&env.rt, &sb.uid, &info.id, Duration::from_secs(10));
+    let text = log_text(&env.log_file(&sb, "forker"));
+    assert!(
+        text.contains("can't fork"),
+        "no fork failed: {state:?} {text}"
+    );
+    env.rt.remove_sandbox(&sb.uid).unwrap();
+    env.assert_gone(&sb);
+
+    // Without a limit the pod cgroup has none.
+    let mut env = Env::new();
+    let sb = env.sandbox("nolimit", PodResources::default());
+    for d in cgroup_dirs(&env.parent) {
+        if let Ok(v) = fs::read_to_string(d.join(format!("pod{}", sb.uid)).join("pids.max")) {
+            assert_eq!(v, "max\n");
+        }
+    }
 }

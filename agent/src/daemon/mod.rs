@@ -160,6 +160,8 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
             .unwrap_or_else(|| format!("bosun/{}", opts.node_name)),
         shim_exe: opts.shim_exe.clone(),
         log_max_size: 10 << 20,
+        // The kubelet's podPidsLimit default (-1): unlimited.
+        pod_pids_limit: None,
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::new(runtime_cfg))
         .await

@@ -31,6 +31,7 @@ pub enum Cgroups {
         cpuacct: Option<PathBuf>,
         memory: Option<PathBuf>,
         pids: Option<PathBuf>,
+        freezer: Option<PathBuf>,
         /// Every distinct mount the cgroups are made in.
         mounts: Vec<PathBuf>,
     },
@@ -76,6 +77,7 @@ impl Cgroups {
                     cpuacct: get(ControllerType::CpuAcct),
                     memory: get(ControllerType::Memory),
                     pids: get(ControllerType::Pids),
+                    freezer: get(ControllerType::Freezer),
                     mounts,
                 })
             }
@@ -184,13 +186,58 @@ impl Cgroups {
         out
     }
 
-    /// SIGKILLs every task of `rel` and its children.
+    /// SIGKILLs every task of `rel` and its children, including those forked
+    /// while it runs, and waits a little for them to leave: v2 `cgroup.kill`
+    /// where the kernel has it; else a kill of the listed tasks, and if some
+    /// are still there shortly after (forked between reading the list and the
+    /// kill), [`Cgroups::freeze_and_kill`].
     pub fn kill_all(&self, rel: &Path) {
-        for pid in self.pids(rel) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        if self.pids(rel).is_empty() {
+            return;
+        }
+        if let Cgroups::V2 { root } = self {
+            if cg::write_cgroup_file_str(root.join(rel).join("cgroup.kill"), "1").is_ok() {
+                self.wait_empty(rel, Instant::now() + KILL_SETTLE);
+                return;
+            }
+        }
+        signal_all(&self.pids(rel));
+        if !self.wait_empty(rel, Instant::now() + KILL_SETTLE) {
+            let _ = self.freeze_and_kill(rel);
+        }
+    }
+
+    /// Freezes `rel` (v1 freezer, v2 `cgroup.freeze`) so that no task can fork,
+    /// SIGKILLs every task, and thaws it so that they die. True if the freeze
+    /// took effect before the kill.
+    pub fn freeze_and_kill(&self, rel: &Path) -> bool {
+        let freeze = match self {
+            Cgroups::V2 { root } => Some(Freeze::V2(root.join(rel))),
+            Cgroups::V1 { freezer, .. } => freezer.as_ref().map(|f| Freeze::V1(f.join(rel))),
+        };
+        let frozen = freeze
+            .as_ref()
+            .is_some_and(|f| f.set(true, Instant::now() + FREEZE_TIMEOUT));
+        signal_all(&self.pids(rel));
+        if let Some(f) = &freeze {
+            if f.is_set() {
+                f.set(false, Instant::now() + FREEZE_TIMEOUT);
+            }
+        }
+        frozen
+    }
+
+    /// Waits until no task is left in `rel` (killed tasks leave it once they
+    /// have exited); false at `deadline`.
+    pub fn wait_empty(&self, rel: &Path, deadline: Instant) -> bool {
+        loop {
+            if self.pids(rel).is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(500));
         }
     }
 
@@ -248,6 +295,90 @@ impl Cgroups {
                 }
             }
         }
+    }
+}
+
+/// How long killed tasks may take to leave their cgroup before the freezer is
+/// used.
+const KILL_SETTLE: Duration = Duration::from_millis(100);
+
+/// SIGKILLs each pid.
+fn signal_all(pids: &[i32]) {
+    for pid in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// How long to wait for a cgroup to freeze before killing anyway.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The freezer of one cgroup.
+enum Freeze {
+    /// The cgroup dir in the v1 freezer hierarchy (`freezer.state`).
+    V1(PathBuf),
+    /// The v2 cgroup dir (`cgroup.freeze`, `cgroup.events`).
+    V2(PathBuf),
+}
+
+impl Freeze {
+    /// Freezes or thaws; true once the kernel says it is done (before `deadline`).
+    fn set(&self, frozen: bool, deadline: Instant) -> bool {
+        let (file, value) = match (self, frozen) {
+            (Freeze::V1(d), true) => (d.join("freezer.state"), "FROZEN"),
+            (Freeze::V1(d), false) => (d.join("freezer.state"), "THAWED"),
+            (Freeze::V2(d), f) => (d.join("cgroup.freeze"), if f { "1" } else { "0" }),
+        };
+        if cg::write_cgroup_file_str(&file, value).is_err() {
+            return false;
+        }
+        loop {
+            if self.state() == Some(frozen) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Whether the freeze was asked for (even if not complete).
+    fn is_set(&self) -> bool {
+        match self {
+            Freeze::V1(d) => {
+                fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
+            }
+            Freeze::V2(d) => {
+                fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            }
+        }
+    }
+
+    /// Some(true) when frozen, Some(false) when thawed, None in between.
+    fn state(&self) -> Option<bool> {
+        match self {
+            Freeze::V1(d) => {
+                let s = fs::read_to_string(d.join("freezer.state")).ok()?;
+                freezer_state(&s)
+            }
+            Freeze::V2(d) => {
+                let s = fs::read_to_string(d.join("cgroup.events")).ok()?;
+                Some(stat_field(&s, "frozen") == 1)
+            }
+        }
+    }
+}
+
+/// Parses v1 `freezer.state`: Some(true) FROZEN, Some(false) THAWED, None
+/// FREEZING.
+fn freezer_state(text: &str) -> Option<bool> {
+    match text.trim() {
+        "FROZEN" => Some(true),
+        "THAWED" => Some(false),
+        _ => None,
     }
 }
 
@@ -343,6 +474,66 @@ fn remove_tree(d: &Path, deadline: Instant) -> Result<(), RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Removes a test cgroup tree on drop.
+    struct Guard<'a>(&'a Cgroups, PathBuf);
+
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.freeze_and_kill(&self.1);
+            let _ = self.0.remove(&self.1);
+        }
+    }
+
+    #[test]
+    fn freeze_and_kill_leaves_no_task() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        if !nix::unistd::geteuid().is_root() || !Path::new("/bin/sh").exists() {
+            eprintln!("SKIP: needs root and /bin/sh");
+            return;
+        }
+        let cg = Cgroups::discover(Path::new("/sys/fs/cgroup")).unwrap();
+        let rel = PathBuf::from(format!("bt{}fz", std::process::id()));
+        cg.create(&rel, None).unwrap();
+        let guard = Guard(&cg, rel.clone());
+        // The shell waits on stdin until it is in the cgroup, then forks.
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg("read x; sleep 1000 & sleep 1000 & wait")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        for f in cg.join_files(&rel) {
+            let procs = f.with_file_name(cg::CGROUP_PROCS);
+            fs::write(procs, child.id().to_string()).unwrap();
+        }
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cg.pids(&rel).len() < 3 {
+            assert!(Instant::now() < deadline, "{:?}", cg.pids(&rel));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(cg.freeze_and_kill(&rel), "not frozen");
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        assert!(cg.wait_empty(&rel, Instant::now() + Duration::from_secs(5)));
+        cg.remove(&rel).unwrap();
+        drop(guard);
+        for d in cg.dirs(&rel) {
+            assert!(!d.exists(), "{} left", d.display());
+        }
+    }
+
+    #[test]
+    fn reads_freezer_state() {
+        assert_eq!(freezer_state("FROZEN\n"), Some(true));
+        assert_eq!(freezer_state("THAWED\n"), Some(false));
+        assert_eq!(freezer_state("FREEZING\n"), None);
+    }
 
     #[test]
     fn weight_from_shares() {

@@ -1,15 +1,16 @@
 //! The container process between fork and exec: joins the sandbox namespaces,
-//! makes its rootfs ([`super::mounts`]), then user, capabilities, no_new_privs,
-//! seccomp, and execs. Any failure is written to the error pipe as the message
+//! makes its rootfs ([`super::mounts`]), then rlimits, user, capabilities,
+//! no_new_privs, seccomp, and execs. Any failure is written to the error pipe as the message
 //! the user sees, and the process exits.
 
 use super::mounts;
 use super::record::ContainerMeta;
 use super::spec::USER_ANNOTATION;
 use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::resource::Resource;
 use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{Capabilities, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Capabilities, LinuxNamespaceType, PosixRlimitType, Spec};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
@@ -106,6 +107,22 @@ fn setup_and_exec(
     mounts::mask_and_protect(spec)?;
 
     let process = spec.process().as_ref().ok_or("spec has no process")?;
+    // While we still hold CAP_SYS_RESOURCE (raising a hard limit needs it).
+    // Without it (the agent itself confined) a limit is clamped to the hard
+    // limit we have.
+    for r in process.rlimits().iter().flatten() {
+        let res = rlimit_resource(r.typ());
+        let (soft, hard) = (r.soft(), r.hard());
+        if let Err(e) = nix::sys::resource::setrlimit(res, soft, hard) {
+            let (_, have) = nix::sys::resource::getrlimit(res)
+                .map_err(|e| format!("getrlimit {res:?}: {e}"))?;
+            if e != nix::errno::Errno::EPERM || hard <= have {
+                return Err(format!("setrlimit {res:?} to {soft}/{hard}: {e}"));
+            }
+            nix::sys::resource::setrlimit(res, soft.min(have), have)
+                .map_err(|e| format!("setrlimit {res:?} to {}/{have}: {e}", soft.min(have)))?;
+        }
+    }
     let cwd = process.cwd();
     if std::fs::metadata(cwd).is_err() {
         let _ = std::fs::create_dir_all(cwd);
@@ -207,6 +224,28 @@ fn setup_and_exec(
         Ok(never) => match never {},
     };
     Err(format!("exec: {:?}: {}", arg0, errno_text(e)))
+}
+
+/// The kernel resource of an OCI rlimit type.
+fn rlimit_resource(t: PosixRlimitType) -> Resource {
+    match t {
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
 }
 
 fn errno_text(e: nix::errno::Errno) -> String {

@@ -8,8 +8,9 @@
 //! namespace is ever entered on a caller's thread: sandboxes are made on a
 //! dedicated `std::thread`, containers in the shim process.
 //!
-//! Layout of `pods_dir/<uid>/`: `sandbox.json`, `ns/{net,uts,ipc}` (bind mounts
-//! of namespace files), `etc/{hosts,hostname,resolv.conf}`, and
+//! Layout of `pods_dir/<uid>/`: `sandbox.json`, `ns/{net,uts,ipc,pid}` (bind
+//! mounts of namespace files; `pid` only with shareProcessNamespace, whose init
+//! is recorded in `pause.json`), `etc/{hosts,hostname,resolv.conf}`, and
 //! `containers/<id>/` with `config.json` (the OCI spec), `container.json`,
 //! `shim.json`, `state.json`, `exit.json`, and the overlay `upper/`, `work/`,
 //! `rootfs/` dirs.
@@ -18,6 +19,7 @@ mod cgroups;
 mod ids;
 mod log;
 mod mounts;
+mod pause;
 mod record;
 mod sandbox;
 mod sys;
@@ -54,6 +56,9 @@ pub struct RuntimeConfig {
     pub shim_exe: PathBuf,
     /// A container log file is rotated when it passes this many bytes.
     pub log_max_size: u64,
+    /// pids.max of every pod cgroup (the kubelet's podPidsLimit); None =
+    /// unlimited.
+    pub pod_pids_limit: Option<i64>,
 }
 
 /// An error of the runtime. The message of a failed start is what the user sees.
@@ -95,6 +100,9 @@ pub enum RuntimeError {
     /// The container could not be started; the message is for the user.
     #[error("{0}")]
     Start(String),
+    /// The init of the pod's shared PID namespace could not be started.
+    #[error("pause process: {0}")]
+    Pause(String),
     #[error("timed out after {secs}s waiting for {what}")]
     Timeout { what: String, secs: u64 },
 }
@@ -125,8 +133,8 @@ pub struct SandboxSpec {
     pub host_network: bool,
     pub host_ipc: bool,
     pub host_pid: bool,
-    /// One PID namespace for all containers of the pod (not supported yet: each
-    /// container still gets its own).
+    /// One PID namespace for all containers of the pod, whose init is a pause
+    /// process (ignored with `host_pid`).
     pub share_process_namespace: bool,
     /// Contents of /etc/hosts.
     pub hosts_file: String,
@@ -282,7 +290,14 @@ impl Runtime {
         }
         let rel = self.pod_cgroup(&spec.uid);
         let log_dir = self.pod_log_dir(spec);
-        let res = sandbox::create(&dir, spec, &log_dir, &self.inner.cgroups, &rel);
+        let env = sandbox::Env {
+            cgroups: &self.inner.cgroups,
+            rel: &rel,
+            log_dir: &log_dir,
+            shim_exe: &self.inner.config.shim_exe,
+            pids_limit: self.inner.config.pod_pids_limit,
+        };
+        let res = sandbox::create(&dir, spec, &env);
         if res.is_err() {
             let _ = sandbox::remove(&dir, &self.inner.cgroups, &rel, Some(&log_dir));
         }
@@ -306,6 +321,11 @@ impl Runtime {
         let pod_dir = self.pod_dir(uid);
         let sb = record::read_sandbox(&pod_dir)?
             .ok_or_else(|| RuntimeError::NoSandbox(uid.to_string()))?;
+        if sandbox::shares_pid(&sb) && !pause::alive(&pod_dir) {
+            return Err(RuntimeError::Start(
+                "the pod's shared process namespace is gone (its pause process exited)".into(),
+            ));
+        }
         let id = ids::new_container_id();
         let dir = self.container_dir(uid, &id);
         for d in ["upper", "work", "rootfs"] {
@@ -349,7 +369,7 @@ impl Runtime {
         fs::write(&config_path, json).map_err(RuntimeError::io("write", &config_path))?;
         record::write_json(&dir.join("container.json"), &meta)?;
 
-        let line = spawn_shim(&self.inner.config.shim_exe, &dir)?;
+        let line = spawn_shim(&self.inner.config.shim_exe, vec![dir.clone().into()], &dir)?;
         match line.split_once(' ') {
             Some(("ok", rest)) => {
                 let mut it = rest.split(' ');
@@ -409,10 +429,13 @@ impl Runtime {
         let dir = self.container_dir(uid, id);
         let state = self.container_state(uid, id)?;
         let ContainerState::Running { pid, .. } = state else {
+            // Its main process is gone; what it forked may not be.
+            self.empty_cgroup(uid, id);
             return Ok(());
         };
         let shim_fd = self.exit_fd(uid, id)?;
         let Some(shim_fd) = shim_fd else {
+            self.empty_cgroup(uid, id);
             return Ok(());
         };
         if !grace.is_zero() {
@@ -433,15 +456,14 @@ impl Runtime {
         Ok(())
     }
 
-    /// Kills whatever is left in a container's cgroup (its main process is gone).
+    /// Kills whatever is left in a container's cgroup (its main process is gone)
+    /// and waits a little for it to be empty.
     fn empty_cgroup(&self, uid: &str, id: &str) {
         let rel = self.pod_cgroup(uid).join(id);
-        for pid in self.inner.cgroups.pids(&rel) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        self.inner.cgroups.kill_all(&rel);
+        self.inner
+            .cgroups
+            .wait_empty(&rel, Instant::now() + KILL_TIMEOUT);
     }
 
     /// Removes a container's state dir and cgroup; keeps its log file.
@@ -567,9 +589,13 @@ fn shim_pid(dir: &Path) -> Option<i32> {
     record::read_shim(dir).ok().flatten().map(|s| s.pid)
 }
 
-/// Runs `<exe> shim <dir>` from a dedicated thread and returns the line it
-/// reports ("ok <pid> <started-ns>" or "err <message>").
-fn spawn_shim(exe: &Path, dir: &Path) -> Result<String, RuntimeError> {
+/// Runs `<exe> shim <args>` (for the container or pause at `dir`) from a
+/// dedicated thread and returns the line it reports ("ok …" or "err <message>").
+fn spawn_shim(
+    exe: &Path,
+    args: Vec<std::ffi::OsString>,
+    dir: &Path,
+) -> Result<String, RuntimeError> {
     let exe = exe.to_path_buf();
     let dir = dir.to_path_buf();
     let handle = std::thread::Builder::new()
@@ -577,7 +603,7 @@ fn spawn_shim(exe: &Path, dir: &Path) -> Result<String, RuntimeError> {
         .spawn(move || -> Result<String, RuntimeError> {
             let mut child = Command::new(&exe)
                 .arg("shim")
-                .arg(&dir)
+                .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())

@@ -1,6 +1,8 @@
 //! Pod sandboxes: the net, uts and ipc namespaces a pod's containers share, kept
 //! alive without any process by bind-mounting their nsfs files under
-//! `<pod-dir>/ns/`; the pod's /etc files; the pod cgroup. Teardown drops them.
+//! `<pod-dir>/ns/`; with shareProcessNamespace, a PID namespace whose init is a
+//! pause process ([`super::pause`]) in the pod's `pause` cgroup, pinned at
+//! `ns/pid`; the pod's /etc files; the pod cgroup. Teardown drops them.
 
 use super::cgroups::Cgroups;
 use super::spec::SandboxPaths;
@@ -8,7 +10,7 @@ use super::{record, RuntimeError, SandboxSpec};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use oci_spec::runtime::{
-    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxResources, LinuxResourcesBuilder,
+    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
 };
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,20 +30,45 @@ pub fn paths(dir: &Path, sb: &SandboxSpec) -> SandboxPaths {
         uts: (!sb.host_network).then(|| ns.join("uts")),
         ipc: (!sb.host_ipc).then(|| ns.join("ipc")),
         host_pid: sb.host_pid,
+        pid: shares_pid(sb).then(|| ns.join("pid")),
         hosts: dir.join("etc/hosts"),
         hostname: dir.join("etc/hostname"),
         resolv_conf: dir.join("etc/resolv.conf"),
     }
 }
 
+/// Whether the sandbox has a PID namespace of its own, shared by its containers.
+pub fn shares_pid(sb: &SandboxSpec) -> bool {
+    sb.share_process_namespace && !sb.host_pid
+}
+
+/// The cgroup of a pod's pause process, under the pod cgroup (not in it: on
+/// v2 a cgroup that delegates controllers may hold no process).
+pub fn pause_cgroup(rel: &Path) -> PathBuf {
+    rel.join("pause")
+}
+
+/// What a sandbox is made with besides its spec.
+pub struct Env<'a> {
+    pub cgroups: &'a Cgroups,
+    /// The pod cgroup, relative to each hierarchy.
+    pub rel: &'a Path,
+    pub log_dir: &'a Path,
+    /// The bosun binary, for `bosun shim pause`.
+    pub shim_exe: &'a Path,
+    /// pids.max of the pod cgroup; None = unlimited.
+    pub pids_limit: Option<i64>,
+}
+
 /// Makes a sandbox; on error the caller removes what was made.
-pub fn create(
-    dir: &Path,
-    sb: &SandboxSpec,
-    log_dir: &Path,
-    cgroups: &Cgroups,
-    rel: &Path,
-) -> Result<(), RuntimeError> {
+pub fn create(dir: &Path, sb: &SandboxSpec, env: &Env) -> Result<(), RuntimeError> {
+    let Env {
+        cgroups,
+        rel,
+        log_dir,
+        shim_exe,
+        pids_limit,
+    } = *env;
     if sb.hostname.is_empty() || sb.hostname.len() > 63 {
         return Err(RuntimeError::Spec(format!(
             "bad hostname {:?}",
@@ -79,7 +106,12 @@ pub fn create(
             .join()
             .unwrap_or_else(|_| Err(RuntimeError::Spec("sandbox thread panicked".into())))?;
     }
-    cgroups.create(rel, Some(&linux_resources(&sb.resources)))?;
+    cgroups.create(rel, Some(&linux_resources(&sb.resources, pids_limit)))?;
+    if p.pid.is_some() {
+        let pause_rel = pause_cgroup(rel);
+        cgroups.create(&pause_rel, None)?;
+        start_pause(shim_exe, dir, &cgroups.join_files(&pause_rel))?;
+    }
     fs::create_dir_all(log_dir).map_err(RuntimeError::io("create", log_dir))?;
     record::write_json(&dir.join("sandbox.json"), sb)
 }
@@ -116,6 +148,18 @@ fn make_namespaces(
     Ok(())
 }
 
+/// Runs `bosun shim pause <dir> <cgroup-files>` and waits for its report.
+fn start_pause(exe: &Path, dir: &Path, join: &[PathBuf]) -> Result<(), RuntimeError> {
+    let mut args: Vec<std::ffi::OsString> = vec!["pause".into(), dir.into()];
+    args.extend(join.iter().map(|p| p.as_os_str().to_owned()));
+    let line = super::spawn_shim(exe, args, dir)?;
+    match line.split_once(' ') {
+        Some(("ok", _)) => Ok(()),
+        Some(("err", msg)) => Err(RuntimeError::Pause(msg.to_string())),
+        _ => Err(RuntimeError::Pause(format!("it said {line:?}"))),
+    }
+}
+
 /// Sets IFF_UP on `lo` of the calling thread's network namespace.
 fn loopback_up() -> Result<(), RuntimeError> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
@@ -150,7 +194,7 @@ fn loopback_up() -> Result<(), RuntimeError> {
 }
 
 /// The pod cgroup limits as OCI resources.
-pub fn linux_resources(r: &super::PodResources) -> LinuxResources {
+pub fn linux_resources(r: &super::PodResources, pids_limit: Option<i64>) -> LinuxResources {
     let mut cpu = LinuxCpuBuilder::default();
     if let Some(s) = r.cpu_shares {
         cpu = cpu.shares(s);
@@ -167,18 +211,24 @@ pub fn linux_resources(r: &super::PodResources) -> LinuxResources {
             b = b.memory(m);
         }
     }
+    if let Some(l) = pids_limit {
+        if let Ok(p) = LinuxPidsBuilder::default().limit(l).build() {
+            b = b.pids(p);
+        }
+    }
     b.build().unwrap_or_default()
 }
 
-/// Drops a sandbox: unmounts its namespace files, removes its cgroups, its dir
-/// and its log dir. Missing pieces are fine.
+/// Drops a sandbox: stops its pause process, unmounts its namespace files,
+/// removes its cgroups, its dir and its log dir. Missing pieces are fine.
 pub fn remove(
     dir: &Path,
     cgroups: &Cgroups,
     rel: &Path,
     log_dir: Option<&Path>,
 ) -> Result<(), RuntimeError> {
-    for (kind, _) in KINDS {
+    super::pause::stop(dir, super::KILL_TIMEOUT)?;
+    for kind in KINDS.iter().map(|k| k.0).chain(["pid"]) {
         let f = dir.join("ns").join(kind);
         match umount2(&f, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::EINVAL) => {}
@@ -248,5 +298,39 @@ pub fn empty_trash(parent: &Path) {
             .spawn(move || {
                 let _ = fs::remove_dir_all(&trash);
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_limits_include_the_pids_limit() {
+        let r = super::super::PodResources {
+            cpu_shares: Some(512),
+            memory_limit: Some(1 << 20),
+            ..Default::default()
+        };
+        let l = linux_resources(&r, Some(4096));
+        assert_eq!(l.pids().as_ref().map(|p| p.limit()), Some(4096));
+        assert_eq!(l.cpu().as_ref().and_then(|c| c.shares()), Some(512));
+        assert_eq!(l.memory().as_ref().and_then(|m| m.limit()), Some(1 << 20));
+        assert!(linux_resources(&r, None).pids().is_none());
+    }
+
+    #[test]
+    fn shared_pid_namespace_unless_host_pid() {
+        let mut sb = SandboxSpec {
+            share_process_namespace: true,
+            ..Default::default()
+        };
+        let d = Path::new("/p");
+        assert_eq!(paths(d, &sb).pid, Some(PathBuf::from("/p/ns/pid")));
+        sb.host_pid = true;
+        assert_eq!(paths(d, &sb).pid, None);
+        sb.host_pid = false;
+        sb.share_process_namespace = false;
+        assert_eq!(paths(d, &sb).pid, None);
     }
 }

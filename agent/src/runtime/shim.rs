@@ -28,8 +28,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-/// Entry point of `bosun shim <container-dir>`.
+/// Entry point of `bosun shim <container-dir>` (and of `bosun shim pause …`,
+/// see [`super::pause`]).
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    if args.first().map(|a| a == "pause").unwrap_or(false) {
+        return super::pause::main(args[1..].to_vec());
+    }
     let Some(dir) = args.first().map(PathBuf::from) else {
         eprintln!("bosun: usage: bosun shim <container-dir> (internal)");
         return ExitCode::from(64);

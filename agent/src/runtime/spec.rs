@@ -8,8 +8,8 @@ use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
     LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,9 @@ use std::str::FromStr;
 /// Annotation carrying the user to resolve against the rootfs' /etc/passwd and
 /// /etc/group in the shim, docker style: `user[:group]` (names or numbers).
 pub const USER_ANNOTATION: &str = "io.bosun.user";
+
+/// RLIMIT_NOFILE (soft and hard) of every container, as containerd sets it.
+pub const NOFILE_LIMIT: u64 = 1_048_576;
 
 /// The CFS period used for cpu limits, in microseconds.
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -33,6 +36,9 @@ pub struct SandboxPaths {
     pub ipc: Option<PathBuf>,
     /// Use the host's PID namespace.
     pub host_pid: bool,
+    /// The pod's shared PID namespace file (shareProcessNamespace); None = a
+    /// new PID namespace per container (unless `host_pid`).
+    pub pid: Option<PathBuf>,
     pub hosts: PathBuf,
     pub hostname: PathBuf,
     pub resolv_conf: PathBuf,
@@ -316,6 +322,12 @@ pub fn build(input: &SpecInput) -> Result<Spec, RuntimeError> {
         .cwd(cwd)
         .capabilities(capabilities)
         .no_new_privileges(no_new_privs)
+        .rlimits(vec![PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .hard(NOFILE_LIMIT)
+            .soft(NOFILE_LIMIT)
+            .build()
+            .map_err(bad)?])
         .build()
         .map_err(bad)?;
 
@@ -340,7 +352,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, RuntimeError> {
     };
     namespaces.push(ns(LinuxNamespaceType::Mount, None)?);
     if !input.sandbox.host_pid {
-        namespaces.push(ns(LinuxNamespaceType::Pid, None)?);
+        namespaces.push(ns(LinuxNamespaceType::Pid, input.sandbox.pid.as_deref())?);
     }
     if let Some(p) = &input.sandbox.net {
         namespaces.push(ns(LinuxNamespaceType::Network, Some(p))?);
@@ -755,6 +767,7 @@ mod tests {
             uts: Some("/p/ns/uts".into()),
             ipc: Some("/p/ns/ipc".into()),
             host_pid: false,
+            pid: None,
             hosts: "/p/etc/hosts".into(),
             hostname: "/p/etc/hostname".into(),
             resolv_conf: "/p/etc/resolv.conf".into(),
@@ -818,6 +831,13 @@ mod tests {
         assert!(env.contains(&"C=pod".to_string()));
         assert!(env.contains(&"HOSTNAME=web".to_string()));
         assert_eq!(p.cwd(), Path::new("/srv"));
+        let nofile = p
+            .rlimits()
+            .iter()
+            .flatten()
+            .find(|r| r.typ() == PosixRlimitType::RlimitNofile)
+            .unwrap();
+        assert_eq!((nofile.soft(), nofile.hard()), (NOFILE_LIMIT, NOFILE_LIMIT));
         assert_eq!(
             spec.annotations().as_ref().unwrap()[USER_ANNOTATION],
             "nobody:nogroup"
@@ -846,6 +866,41 @@ mod tests {
             .collect();
         assert!(dests.contains(&PathBuf::from("/etc/resolv.conf")));
         assert!(dests.contains(&PathBuf::from("/sys")));
+    }
+
+    #[test]
+    fn shared_and_host_pid_namespaces() {
+        let c = Container {
+            name: "c".into(),
+            command: Some(s(&["x"])),
+            ..Default::default()
+        };
+        let p = pod(c.clone());
+        let pid_of = |sb: &SandboxPaths| {
+            let spec = build(&SpecInput {
+                pod: &p,
+                container: &c,
+                image: None,
+                env: &[],
+                volume_mounts: &[],
+                sandbox: sb,
+            })
+            .unwrap();
+            spec.linux()
+                .as_ref()
+                .unwrap()
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|n| n.typ() == LinuxNamespaceType::Pid)
+                .map(|n| n.path().clone())
+        };
+        let mut sb = sandbox();
+        sb.pid = Some("/p/ns/pid".into());
+        assert_eq!(pid_of(&sb), Some(Some(PathBuf::from("/p/ns/pid"))));
+        sb.host_pid = true;
+        assert_eq!(pid_of(&sb), None);
     }
 
     #[test]
