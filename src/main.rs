@@ -127,6 +127,9 @@ struct AgentArgs {
     /// Where the cgroup hierarchies are mounted.
     #[arg(long, default_value = "/sys/fs/cgroup")]
     cgroup_root: PathBuf,
+    /// Most processes (and threads) a pod may have; unlimited when not given.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pod_pids_limit: Option<i64>,
 }
 
 #[derive(Subcommand)]
@@ -348,6 +351,7 @@ fn run_agent(a: AgentArgs) -> ExitCode {
         cgroup_parent: a.cgroup_parent,
         cgroup_root: a.cgroup_root,
         shim_exe,
+        pod_pids_limit: a.pod_pids_limit,
     };
     // One thread drives the agent; the runtime's blocking calls get their own.
     let rt = match tokio::runtime::Builder::new_current_thread()

@@ -37,6 +37,8 @@ pub struct AgentOptions {
     pub cgroup_root: PathBuf,
     /// The bosun binary, run as the container supervisor.
     pub shim_exe: PathBuf,
+    /// Most processes a pod may have (`None`: unlimited, the kubelet's default).
+    pub pod_pids_limit: Option<i64>,
 }
 
 /// Why the agent could not run.
@@ -128,16 +130,32 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         ))
     })?;
 
-    let creds = join::ensure_credentials(
-        &opts.server,
-        &opts.token_file,
-        opts.ca_file.as_deref(),
-        &opts.data_dir,
-        &opts.node_name,
-        &ips,
-    )
-    .await
-    .map_err(AgentError::Join)?;
+    // The master may not be up yet (hosts booting together): wait for it.
+    let mut delay = std::time::Duration::from_secs(1);
+    let creds = loop {
+        match join::ensure_credentials(
+            &opts.server,
+            &opts.token_file,
+            opts.ca_file.as_deref(),
+            &opts.data_dir,
+            &opts.node_name,
+            &ips,
+        )
+        .await
+        {
+            Ok(c) => break c,
+            Err(e @ (JoinError::Fetch { .. } | JoinError::Join { .. })) => {
+                progress(&format!(
+                    "waiting for the master: {}; retrying in {}s",
+                    crate::error_chain(&e),
+                    delay.as_secs()
+                ));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(30));
+            }
+            Err(e) => return Err(AgentError::Join(e)),
+        }
+    };
     progress(&format!(
         "{} as node {} ({host_ip})",
         if creds.joined {
@@ -161,7 +179,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         shim_exe: opts.shim_exe.clone(),
         log_max_size: 10 << 20,
         // The kubelet's podPidsLimit default (-1): unlimited.
-        pod_pids_limit: None,
+        pod_pids_limit: opts.pod_pids_limit,
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::new(runtime_cfg))
         .await
@@ -170,9 +188,22 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let images =
         ImageStore::open(&crate::image::store_dir(&opts.data_dir)).map_err(AgentError::Images)?;
 
-    let registered = node::register(&client, &node_cfg)
-        .await
-        .map_err(AgentError::Register)?;
+    let mut delay = std::time::Duration::from_secs(1);
+    let registered = loop {
+        match node::register(&client, &node_cfg).await {
+            Ok(r) => break r,
+            Err(NodeError::Api { source, .. }) if crate::hollow::requests::retryable(&source) => {
+                progress(&format!(
+                    "waiting to register the node: {}; retrying in {}s",
+                    crate::error_chain(&*source),
+                    delay.as_secs()
+                ));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(30));
+            }
+            Err(e) => return Err(AgentError::Register(e)),
+        }
+    };
     progress(&format!("node {} registered", opts.node_name));
     let cpus = registered.facts.cpus as i128;
     let memory = registered.facts.memory_bytes as i128;
