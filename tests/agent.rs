@@ -473,3 +473,77 @@ fn two_agents_on_one_machine_do_not_collide() {
     assert!(pods_of(&agent_a).is_empty());
     assert_eq!(pods_of(&agent_b).len(), 1);
 }
+
+#[test]
+fn init_containers_volumes_and_env_come_before_the_containers() {
+    if !require_root("the init-container e2e test")
+        || !require_tool(&kubectl_bin(), "kubectl drives the cluster")
+        || !require_tool(
+            std::path::Path::new("/bin/busybox"),
+            "the test image is made from busybox-static",
+        )
+    {
+        return;
+    }
+    let host = TestHost::new();
+    let master = Master::start_in(&host, &[]);
+    let agent = Agent::start(&master, &host, "node-a");
+    import_busybox(&agent);
+    ok(master.kubectl(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+        "--from-literal=greeting=hello",
+    ]));
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: job
+  labels: {{app: job}}
+spec:
+  nodeName: node-a
+  restartPolicy: Never
+  volumes:
+  - name: work
+    emptyDir: {{}}
+  - name: settings
+    configMap: {{name: settings}}
+  initContainers:
+  - name: prepare
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo from-init > /work/msg"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "cat /work/msg; echo mode=$MODE app=$APP; cat /etc/settings/greeting; echo; echo $(POD_NAME)"]
+    env:
+    - name: MODE
+      valueFrom: {{configMapKeyRef: {{name: settings, key: mode}}}}
+    - name: APP
+      valueFrom: {{fieldRef: {{fieldPath: "metadata.labels['app']"}}}}
+    - name: POD_NAME
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    volumeMounts:
+    - {{name: work, mountPath: /work}}
+    - {{name: settings, mountPath: /etc/settings, readOnly: true}}
+"#
+    );
+    apply(&master, &manifest);
+    let done = eventually(60, "the pod to succeed", || {
+        let p = pod_json(&master, "job")?;
+        matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some(p)
+    });
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done}");
+    let init = &done["status"]["initContainerStatuses"][0];
+    assert_eq!(init["state"]["terminated"]["reason"], "Completed", "{init}");
+    let main = &done["status"]["containerStatuses"][0];
+    assert_eq!(main["state"]["terminated"]["exitCode"], 0, "{main}");
+    let logs = stdout(&master.kubectl(&["logs", "job", "-c", "main"]));
+    assert_eq!(logs, "from-init\nmode=fast app=job\nhello\njob\n");
+}
