@@ -322,7 +322,37 @@ fn run_master(a: MasterArgs) -> ExitCode {
     }
 }
 
+/// mimalloc settings for the agent (and the shims it starts): commit arena
+/// memory only when it is used and hand freed pages back at once. The agent is
+/// idle most of the time and its resident size is what counts; see the agent
+/// section of docs/PERF.md.
+const AGENT_ALLOCATOR_ENV: [(&str, &str); 2] = [
+    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+    ("MIMALLOC_PURGE_DELAY", "0"),
+];
+
+/// mimalloc reads its options once, before `main`: the agent re-executes
+/// itself with them set (once; it keeps its pid).
+fn reexec_with_agent_allocator() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(AGENT_ALLOCATOR_ENV[1].0).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    let err = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .envs(AGENT_ALLOCATOR_ENV)
+        .exec();
+    tracing::debug!(error = %err, "re-executing with the agent's allocator settings; going on without");
+}
+
 fn run_agent(a: AgentArgs) -> ExitCode {
+    reexec_with_agent_allocator();
     let node_name = match a.node_name.or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
@@ -356,7 +386,7 @@ fn run_agent(a: AgentArgs) -> ExitCode {
     // One thread drives the agent; the runtime's blocking calls get their own.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .max_blocking_threads(32)
+        .max_blocking_threads(16)
         .build()
     {
         Ok(rt) => rt,

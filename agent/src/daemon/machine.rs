@@ -226,6 +226,12 @@ impl Cri for Machine {
         self.runtime.exit_fd(uid, id).ok().flatten()
     }
 
+    fn terminate_container(&self, uid: &str, id: &str) -> Result<(), String> {
+        self.runtime
+            .terminate_container(uid, id)
+            .map_err(|e| crate::error_chain(&e))
+    }
+
     fn stop_container(&self, uid: &str, id: &str, grace: Duration) -> Result<(), String> {
         self.runtime
             .stop_container(uid, id, grace)

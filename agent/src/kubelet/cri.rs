@@ -69,6 +69,8 @@ pub trait Cri: Send + Sync + 'static {
     fn container_state(&self, uid: &str, id: &str) -> Option<RunState>;
     /// A descriptor that becomes readable when the run has ended (`None`: it has).
     fn exit_fd(&self, uid: &str, id: &str) -> Option<OwnedFd>;
+    /// Sends a run SIGTERM and returns at once.
+    fn terminate_container(&self, uid: &str, id: &str) -> Result<(), String>;
     /// Stops a run: SIGTERM, `grace`, SIGKILL; returns when it has exited.
     fn stop_container(&self, uid: &str, id: &str, grace: Duration) -> Result<(), String>;
     /// Forgets an old run (its state and cgroup; its log stays until the pod goes).

@@ -47,7 +47,7 @@ pub struct Shared {
     /// How many container starts may run at once.
     pub starts: Arc<Semaphore>,
     /// The node's pods as last written, for the agent's servers.
-    pods: Mutex<HashMap<String, Pod>>,
+    pods: Mutex<HashMap<String, Arc<Pod>>>,
 }
 
 impl Shared {
@@ -69,7 +69,7 @@ impl Shared {
             node_cpu_millis,
             node_memory,
             pods_dir,
-            starts: Arc::new(Semaphore::new(8)),
+            starts: Arc::new(Semaphore::new(4)),
             pods: Mutex::new(HashMap::new()),
         }
     }
@@ -77,10 +77,10 @@ impl Shared {
     /// The node's pods, with the status this kubelet last wrote.
     pub fn pods(&self) -> Vec<Pod> {
         let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
-        pods.values().cloned().collect()
+        pods.values().map(|p| Pod::clone(p)).collect()
     }
 
-    fn remember(&self, uid: &str, pod: Pod) {
+    fn remember(&self, uid: &str, pod: Arc<Pod>) {
         let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         pods.insert(uid.to_string(), pod);
     }
@@ -89,6 +89,20 @@ impl Shared {
         let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         pods.remove(uid);
     }
+}
+
+/// What the kubelet keeps of a pod: everything but its managedFields and the
+/// client-side apply annotation (a copy of the whole manifest), which it never
+/// reads.
+pub fn slim(mut pod: Pod) -> Pod {
+    pod.metadata.managed_fields = None;
+    if let Some(a) = pod.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        if a.is_empty() {
+            pod.metadata.annotations = None;
+        }
+    }
+    pod
 }
 
 impl Versioned for Pod {
@@ -197,7 +211,7 @@ async fn dispatch(
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(worker::run(
         shared.clone(),
-        pod,
+        Arc::new(slim(pod)),
         found.remove(&uid),
         tx.clone(),
         rx,

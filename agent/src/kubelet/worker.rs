@@ -43,11 +43,13 @@ pub enum Msg {
 struct Worker {
     shared: Arc<Shared>,
     uid: String,
-    pod: Pod,
+    /// The pod, shared with [`Shared`]'s map (one copy per pod).
+    pod: Arc<Pod>,
     tracks: HashMap<String, Track>,
     sandbox_ready: bool,
     start_time: SystemTime,
-    last_status: Option<Value>,
+    /// A hash of the status last written (the status itself is not kept).
+    last_status: Option<u64>,
     /// Set for a pod that had finished before this agent took it on: nothing runs.
     dormant: bool,
     /// When this worker took the pod on, until the pod first ran (for the
@@ -61,7 +63,7 @@ struct Worker {
 /// leaves the containers running for the next agent to adopt).
 pub async fn run(
     shared: Arc<Shared>,
-    pod: Pod,
+    pod: Arc<Pod>,
     found: Option<FoundPod>,
     tx: mpsc::Sender<Msg>,
     mut rx: mpsc::Receiver<Msg>,
@@ -95,10 +97,16 @@ pub async fn run(
     }
     loop {
         if w.deleted || w.pod.metadata.deletion_timestamp.is_some() {
-            w.terminate().await;
+            // Boxed, like sync: the idle worker task stays small (its future
+            // would otherwise be sized for the deepest await in them).
+            Box::pin(w.terminate()).await;
             return;
         }
-        let wake = if w.dormant { RESYNC } else { w.sync().await };
+        let wake = if w.dormant {
+            RESYNC
+        } else {
+            Box::pin(w.sync()).await
+        };
         let msg = tokio::select! {
             m = rx.recv() => m,
             _ = tokio::time::sleep(wake) => continue,
@@ -114,7 +122,7 @@ pub async fn run(
 impl Worker {
     fn take(&mut self, msg: Msg) {
         match msg {
-            Msg::Update(p) => self.pod = *p,
+            Msg::Update(p) => self.pod = Arc::new(super::slim(*p)),
             Msg::Deleted => self.deleted = true,
             Msg::Exited => {}
         }
@@ -180,22 +188,7 @@ impl Worker {
         let uid = self.uid.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let fd = tokio::task::spawn_blocking(move || cri.exit_fd(&uid, &id))
-                .await
-                .ok()
-                .flatten();
-            if let Some(fd) = fd {
-                // A pidfd is owned here and lives as long as the AsyncFd that
-                // holds it, which is all that makes the deprecated constructor sound.
-                #[allow(deprecated)]
-                let registered = AsyncFd::with_interest(fd, tokio::io::Interest::READABLE);
-                match registered {
-                    Ok(afd) => {
-                        let _ = afd.readable().await;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "watching a container's exit"),
-                }
-            }
+            exited(cri, uid, id).await;
             let _ = tx.send(Msg::Exited).await;
         });
     }
@@ -471,7 +464,13 @@ impl Worker {
             start_time: self.start_time,
             now: SystemTime::now(),
         });
-        if self.last_status.as_ref() == Some(&status) {
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            status.to_string().hash(&mut h);
+            h.finish()
+        };
+        if self.last_status == Some(hash) {
             return;
         }
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
@@ -486,9 +485,9 @@ impl Worker {
         {
             Ok(updated) => {
                 if let Ok(p) = serde_json::from_value::<Pod>(updated) {
-                    self.shared.remember(&self.uid, p.clone());
                     // Keep our own status as the base for conditions' transition times.
-                    self.pod.status = p.status;
+                    Arc::make_mut(&mut self.pod).status = p.status;
+                    self.shared.remember(&self.uid, self.pod.clone());
                 }
                 if status["phase"] == "Running" {
                     if let Some(seen) = self.seen.take() {
@@ -496,7 +495,7 @@ impl Worker {
                         tracing::info!(pod = %self.uid, seen_to_running_ms = ms, "pod running");
                     }
                 }
-                self.last_status = Some(status);
+                self.last_status = Some(hash);
             }
             Err(e) if not_found(&e) => self.deleted = true,
             Err(e) => tracing::warn!(pod = %self.uid, error = %e, "writing pod status"),
@@ -521,6 +520,8 @@ impl Worker {
             .max(0) as u64;
         let grace = Duration::from_secs(grace);
         self.refresh().await;
+        // SIGTERM to each, the grace period waited out here (no thread held),
+        // then SIGKILL for what is still running.
         let mut stops = Vec::new();
         for t in self.tracks.values() {
             let Some(cur) = t.current.as_ref().filter(|i| i.state.is_running()) else {
@@ -529,8 +530,17 @@ impl Worker {
             let cri = self.shared.cri.clone();
             let uid = self.uid.clone();
             let id = cur.id.clone();
-            stops.push(tokio::task::spawn_blocking(move || {
-                if let Err(e) = cri.stop_container(&uid, &id, grace) {
+            stops.push(tokio::spawn(async move {
+                let (c, u, i) = (cri.clone(), uid.clone(), id.clone());
+                let termed = tokio::task::spawn_blocking(move || c.terminate_container(&u, &i)).await;
+                if let Ok(Err(e)) = termed {
+                    tracing::warn!(pod = %uid, container = %id, error = %e, "signalling a container");
+                }
+                let _ = tokio::time::timeout(grace, exited(cri.clone(), uid.clone(), id.clone())).await;
+                let (c, u, i) = (cri, uid.clone(), id.clone());
+                let stopped =
+                    tokio::task::spawn_blocking(move || c.stop_container(&u, &i, Duration::ZERO)).await;
+                if let Ok(Err(e)) = stopped {
                     tracing::warn!(pod = %uid, container = %id, error = %e, "stopping a container");
                 }
             }));
@@ -571,6 +581,25 @@ impl Worker {
     }
 }
 
+/// Returns once the run `id` of pod `uid` has exited (its exit record written).
+async fn exited(cri: Arc<dyn super::cri::Cri>, uid: String, id: String) {
+    let fd = tokio::task::spawn_blocking(move || cri.exit_fd(&uid, &id))
+        .await
+        .ok()
+        .flatten();
+    let Some(fd) = fd else { return };
+    // A pidfd is owned here and lives as long as the AsyncFd that holds it,
+    // which is all that makes the deprecated constructor sound.
+    #[allow(deprecated)]
+    let registered = AsyncFd::with_interest(fd, tokio::io::Interest::READABLE);
+    match registered {
+        Ok(afd) => {
+            let _ = afd.readable().await;
+        }
+        Err(e) => tracing::warn!(error = %e, "watching a container's exit"),
+    }
+}
+
 /// The data of a ConfigMap (data + binaryData) or a Secret (base64 data).
 fn decode_data(obj: &Value, secret: bool) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -596,4 +625,70 @@ fn decode_data(obj: &Value, secret: bool) -> BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker waits most of its life; its task must not carry the state of
+    /// a whole sync (the agent runs one per pod and counts its memory). Without
+    /// the boxing in `run` it is about 4 KB.
+    #[test]
+    fn an_idle_worker_task_is_small() {
+        fn size_of_future<F: std::future::Future>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let ca = rcgen::generate_simple_self_signed(vec!["x".to_string()]).unwrap();
+        let client = api::client::Client::new(
+            "https://127.0.0.1:1",
+            &ca.cert.pem(),
+            api::client::Credentials::Token("t".into()),
+        )
+        .unwrap();
+        let shared = Arc::new(Shared::new(
+            crate::hollow::requests::Api::new(client, 1),
+            Arc::new(NoCri),
+            "n".into(),
+            "10.0.0.1".into(),
+            1000,
+            1 << 30,
+            "/nonexistent".into(),
+        ));
+        let (tx, rx) = mpsc::channel(1);
+        let fut = run(shared, Arc::new(Pod::default()), None, tx, rx);
+        let size = size_of_future(&fut);
+        assert!(size < 1024, "the worker's future is {size} bytes");
+    }
+
+    struct NoCri;
+    impl super::super::cri::Cri for NoCri {
+        fn create_sandbox(&self, _: &Pod) -> Result<(), String> {
+            Err("no".into())
+        }
+        fn start_container(&self, _: &StartRequest<'_>) -> Result<Instance, StartFailure> {
+            Err(StartFailure::Create("no".into()))
+        }
+        fn container_state(&self, _: &str, _: &str) -> Option<RunState> {
+            None
+        }
+        fn exit_fd(&self, _: &str, _: &str) -> Option<std::os::fd::OwnedFd> {
+            None
+        }
+        fn terminate_container(&self, _: &str, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn stop_container(&self, _: &str, _: &str, _: Duration) -> Result<(), String> {
+            Ok(())
+        }
+        fn remove_container(&self, _: &str, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn remove_sandbox(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn list(&self) -> Result<Vec<FoundPod>, String> {
+            Ok(vec![])
+        }
+    }
 }

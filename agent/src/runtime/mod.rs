@@ -425,6 +425,17 @@ impl Runtime {
     }
 
     /// SIGTERM, up to `grace` for the exit, then SIGKILL; returns once exited.
+    /// Asks a running container to stop — SIGTERM to its main process — and
+    /// returns at once; [`Runtime::stop_container`] with a zero grace finishes
+    /// the job. Lets a caller wait out a grace period without a thread.
+    pub fn terminate_container(&self, uid: &str, id: &str) -> Result<(), RuntimeError> {
+        let dir = self.container_dir(uid, id);
+        if let ContainerState::Running { pid, .. } = self.container_state(uid, id)? {
+            sys::kill_if_child_of(pid, shim_pid(&dir), libc::SIGTERM);
+        }
+        Ok(())
+    }
+
     pub fn stop_container(&self, uid: &str, id: &str, grace: Duration) -> Result<(), RuntimeError> {
         let dir = self.container_dir(uid, id);
         let state = self.container_state(uid, id)?;
