@@ -1,0 +1,339 @@
+//! `bench/pod-start`: how fast pods start and go away — the bosun agent against
+//! what a CRI runtime does with the standard tools (`runc run -d` or `crun run -d`
+//! plus the CNI bridge plugin) for the same busybox `sleep` container.
+//!
+//! Run by `bench/pod-start` inside a network namespace it made as the benchmark's
+//! host (the binary refuses to run in the machine's own namespace). The
+//! baselines: N pods set up one after another and then N more as a burst (with
+//! `--parallel` workers), then the first N torn down one after another and the
+//! burst torn down with the same parallelism; per pod, setup = `ip netns add` +
+//! CNI ADD + `run -d`, teardown = `delete -f` + CNI DEL + `ip netns del`. The
+//! bosun part (when `--kubeconfig` is given) does the same through the master to
+//! one agent and reads the agent's own timings from its log. Prints
+//! `name: value` lines, then the ratios.
+
+mod bosun;
+mod peers;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use bosun_bench::percentile;
+use clap::Parser;
+
+use peers::{Env, Oci, Pods, Steps};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark pod setup and teardown: bosun agent vs runc/crun + CNI")]
+struct Args {
+    /// A directory for bundles, runtime and CNI state (made by the script).
+    #[arg(long)]
+    scratch: PathBuf,
+    /// Pods one after another, and again as a burst.
+    #[arg(long, default_value_t = 50)]
+    pods: usize,
+    /// Workers of the baselines' burst (the machine has 2 cores).
+    #[arg(long, default_value_t = 2)]
+    parallel: usize,
+    /// The busybox-static binary the rootfs is made of.
+    #[arg(long, default_value = "/bin/busybox")]
+    busybox: PathBuf,
+    #[arg(long, default_value = "/usr/lib/cni")]
+    cni_path: PathBuf,
+    /// Skip the runc and crun baselines.
+    #[arg(long)]
+    no_peers: bool,
+    /// The master's admin kubeconfig; without it the bosun part is skipped.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    #[arg(long)]
+    agent_pid: Option<u32>,
+    /// The agent's stderr (BOSUN_LOG=info), where it logs its timings.
+    #[arg(long)]
+    agent_log: Option<PathBuf>,
+    #[arg(long)]
+    node: Option<String>,
+    #[arg(long, default_value = "bench/busybox:1")]
+    image: String,
+    /// Give up on the bosun part after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// True once SIGINT or SIGTERM arrived: loops stop and guards clean up.
+pub fn stopped() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Catches SIGINT and SIGTERM on a thread of its own, so that the run stops
+/// between steps and every guard still removes what it made.
+fn catch_signals() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                eprintln!("pod-start: stopping, cleaning up");
+                STOP.store(true, Ordering::Relaxed);
+            }
+        })
+    });
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    catch_signals()?;
+    if !in_named_netns(Path::new("/run/netns"))? {
+        bail!(
+            "pod-start runs the CNI bridge plugin, which changes its network namespace \
+             (bridge, veths, ip_forward): run it inside a namespace made for it under \
+             /run/netns, as bench/pod-start does"
+        );
+    }
+    let tag = format!("bt{}", std::process::id());
+
+    let mut peer_figures = Vec::new();
+    if !args.no_peers {
+        let env = prepare(&args, &tag)?;
+        let overhead = peers::unshare_overhead(20)?;
+        println!(
+            "crun helper: one mount namespace per call would add p50 ms: {:.1}",
+            ms(overhead)
+        );
+        for oci in [Oci::Runc, Oci::Crun] {
+            let f = peer_run(&env, oci, args.pods, args.parallel)
+                .with_context(|| format!("the {} baseline", oci.name()))?;
+            f.print();
+            peer_figures.push(f);
+        }
+    }
+
+    if let Some(kubeconfig) = &args.kubeconfig {
+        let (Some(agent_pid), Some(agent_log), Some(node)) =
+            (args.agent_pid, args.agent_log.clone(), args.node.clone())
+        else {
+            bail!("--kubeconfig needs --agent-pid, --agent-log and --node");
+        };
+        let opts = bosun::Options {
+            kubeconfig: kubeconfig.clone(),
+            agent_pid,
+            agent_log,
+            node,
+            image: args.image.clone(),
+            pods: args.pods,
+            timeout: Duration::from_secs(args.timeout),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let f = rt.block_on(bosun::run(&opts)).context("the bosun part")?;
+        print_bosun(&f, &peer_figures);
+    }
+    Ok(())
+}
+
+/// True when this process's network namespace is one of the named ones in
+/// `dir` (made with `ip netns add`), never the machine's own.
+fn in_named_netns(dir: &Path) -> anyhow::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let own = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(false);
+    };
+    Ok(entries.flatten().any(|e| {
+        std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == own.dev() && m.ino() == own.ino())
+    }))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The rootfs, the base config from `runc spec` and the CNI config.
+fn prepare(args: &Args, tag: &str) -> anyhow::Result<Env> {
+    let scratch = args.scratch.clone();
+    let rootfs = scratch.join("rootfs");
+    busybox_rootfs(&args.busybox, &rootfs)?;
+    let spec_dir = scratch.join("spec");
+    std::fs::create_dir_all(&spec_dir)?;
+    let status = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(&spec_dir)
+        .status()
+        .context("running runc spec")?;
+    if !status.success() {
+        bail!("runc spec failed");
+    }
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(spec_dir.join("config.json")).context("reading runc's config.json")?,
+    )?;
+    Ok(Env {
+        tag: tag.to_string(),
+        base_config: peers::base_config(spec, &rootfs)?,
+        cni_conf: peers::cni_conf(
+            &format!("btcni{}", std::process::id()),
+            "10.250.0.0/16",
+            &scratch.join("cni"),
+        ),
+        cni_path: args.cni_path.clone(),
+        scratch,
+    })
+}
+
+/// `bin/busybox` and a symlink per applet, plus the mount points.
+fn busybox_rootfs(busybox: &Path, rootfs: &Path) -> anyhow::Result<()> {
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    for d in ["proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d))?;
+    }
+    std::fs::copy(busybox, bin.join("busybox"))
+        .with_context(|| format!("copying {} (busybox-static)", busybox.display()))?;
+    let list = Command::new(busybox).arg("--list").output()?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.contains('/') {
+            std::os::unix::fs::symlink("busybox", bin.join(applet))?;
+        }
+    }
+    Ok(())
+}
+
+/// One baseline's figures.
+struct PeerFigures {
+    label: String,
+    seq_setup: Vec<Steps>,
+    seq_teardown: Vec<Steps>,
+    burst_setup: Vec<Steps>,
+    burst_teardown: Vec<Steps>,
+    burst_up_wall: Duration,
+    burst_down_wall: Duration,
+}
+
+fn peer_run(env: &Env, oci: Oci, n: usize, parallel: usize) -> anyhow::Result<PeerFigures> {
+    let pods = Pods::new(env, oci, 2 * n)?;
+    let (seq_setup, _) = peers::run_many(oci, 0..n, 1, |r, i| pods.setup(r, i))?;
+    let (burst_setup, burst_up_wall) =
+        peers::run_many(oci, n..2 * n, parallel, |r, i| pods.setup(r, i))?;
+    let (seq_teardown, _) = peers::run_many(oci, 0..n, 1, |r, i| pods.teardown(r, i))?;
+    let (burst_teardown, burst_down_wall) =
+        peers::run_many(oci, n..2 * n, parallel, |r, i| pods.teardown(r, i))?;
+    debug_assert_eq!(pods.len(), 2 * n);
+    Ok(PeerFigures {
+        label: format!("{}+cni", oci.name()),
+        seq_setup,
+        seq_teardown,
+        burst_setup,
+        burst_teardown,
+        burst_up_wall,
+        burst_down_wall,
+    })
+}
+
+/// p50 and p99 in ms of `values` (any order).
+fn p50_p99(values: &[f64]) -> (f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    (percentile(&v, 0.5), percentile(&v, 0.99))
+}
+
+fn totals(steps: &[Steps]) -> Vec<f64> {
+    steps.iter().map(|s| ms(s.total())).collect()
+}
+
+fn line(label: &str, values: &[f64]) {
+    let (p50, p99) = p50_p99(values);
+    println!("{label} p50/p99 ms: {p50:.1} / {p99:.1}");
+}
+
+impl PeerFigures {
+    fn print(&self) {
+        let l = &self.label;
+        line(&format!("{l} setup"), &totals(&self.seq_setup));
+        let part = |steps: &[Steps], f: fn(&Steps) -> Duration| {
+            p50_p99(&steps.iter().map(|s| ms(f(s))).collect::<Vec<_>>()).0
+        };
+        println!(
+            "{l} setup parts p50 ms: netns {:.1}, cni add {:.1}, run -d {:.1}",
+            part(&self.seq_setup, |s| s.netns),
+            part(&self.seq_setup, |s| s.cni),
+            part(&self.seq_setup, |s| s.oci),
+        );
+        line(&format!("{l} teardown"), &totals(&self.seq_teardown));
+        println!(
+            "{l} teardown parts p50 ms: delete -f {:.1}, cni del {:.1}, netns del {:.1}",
+            part(&self.seq_teardown, |s| s.oci),
+            part(&self.seq_teardown, |s| s.cni),
+            part(&self.seq_teardown, |s| s.netns),
+        );
+        line(&format!("{l} burst setup"), &totals(&self.burst_setup));
+        line(
+            &format!("{l} burst teardown"),
+            &totals(&self.burst_teardown),
+        );
+        println!(
+            "{l} burst wall ms: setup {:.0}, teardown {:.0} ({} pods)",
+            ms(self.burst_up_wall),
+            ms(self.burst_down_wall),
+            self.burst_setup.len()
+        );
+    }
+}
+
+fn print_bosun(f: &bosun::Figures, peers: &[PeerFigures]) {
+    line("bosun seen->running", &f.seq_setup);
+    line("bosun client create->running", &f.seq_client);
+    line("bosun teardown", &f.seq_teardown);
+    line("bosun burst seen->running", &f.burst_setup);
+    line("bosun burst teardown", &f.burst_teardown);
+    println!(
+        "bosun burst wall ms: create->all running {:.0}, delete->all torn down {:.0} ({} pods)",
+        f.burst_up_wall,
+        f.burst_down_wall,
+        f.burst_setup.len()
+    );
+    println!("agent rss MB at 0 pods: {:.1}", f.rss_0);
+    println!("agent rss MB at {} pods: {:.1}", f.full, f.rss_full);
+    println!("agent rss MB after deleting them: {:.1}", f.rss_after);
+    for p in peers {
+        let r = |a: &[f64], b: &[Steps]| p50_p99(a).0 / p50_p99(&totals(b)).0.max(1e-9);
+        println!(
+            "ratio bosun/{} p50: setup {:.2}, teardown {:.2}, burst setup {:.2}, burst teardown {:.2}",
+            p.label,
+            r(&f.seq_setup, &p.seq_setup),
+            r(&f.seq_teardown, &p.seq_teardown),
+            r(&f.burst_setup, &p.burst_setup),
+            r(&f.burst_teardown, &p.burst_teardown),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_unsorted_values() {
+        let v = [5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(p50_p99(&v), (3.0, 5.0));
+        assert_eq!(p50_p99(&[]), (0.0, 0.0));
+    }
+}
