@@ -38,11 +38,16 @@ struct Args {
     /// Workers of the baselines' burst (the machine has 2 cores).
     #[arg(long, default_value_t = 2)]
     parallel: usize,
-    /// The busybox-static binary the rootfs is made of.
-    #[arg(long, default_value = "/bin/busybox")]
-    busybox: PathBuf,
+    /// The busybox root filesystem (made by the script from busybox-static),
+    /// used read-only by every container.
+    #[arg(long)]
+    rootfs: PathBuf,
     #[arg(long, default_value = "/usr/lib/cni")]
     cni_path: PathBuf,
+    /// Prefix of every kernel object the run makes (netns, container and cgroup
+    /// names); the script passes its own so it can find leftovers. Default bt<pid>.
+    #[arg(long)]
+    tag: Option<String>,
     /// Skip the runc and crun baselines.
     #[arg(long)]
     no_peers: bool,
@@ -108,7 +113,13 @@ fn main() -> anyhow::Result<()> {
              /run/netns, as bench/pod-start does"
         );
     }
-    let tag = format!("bt{}", std::process::id());
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| format!("bt{}", std::process::id()));
+    if !tag.starts_with("bt") || !tag[2..].chars().all(|c| c.is_ascii_digit()) {
+        bail!("--tag must be bt<digits>, not {tag:?}");
+    }
 
     let mut peer_figures = Vec::new();
     if !args.no_peers {
@@ -171,8 +182,10 @@ fn ms(d: Duration) -> f64 {
 /// The rootfs, the base config from `runc spec` and the CNI config.
 fn prepare(args: &Args, tag: &str) -> anyhow::Result<Env> {
     let scratch = args.scratch.clone();
-    let rootfs = scratch.join("rootfs");
-    busybox_rootfs(&args.busybox, &rootfs)?;
+    let rootfs = args.rootfs.clone();
+    if !rootfs.join("bin/busybox").is_file() {
+        bail!("{} has no bin/busybox", rootfs.display());
+    }
     let spec_dir = scratch.join("spec");
     std::fs::create_dir_all(&spec_dir)?;
     let status = Command::new("runc")
@@ -189,32 +202,10 @@ fn prepare(args: &Args, tag: &str) -> anyhow::Result<Env> {
     Ok(Env {
         tag: tag.to_string(),
         base_config: peers::base_config(spec, &rootfs)?,
-        cni_conf: peers::cni_conf(
-            &format!("btcni{}", std::process::id()),
-            "10.250.0.0/16",
-            &scratch.join("cni"),
-        ),
+        cni_conf: peers::cni_conf(&format!("{tag}cni"), "10.250.0.0/16", &scratch.join("cni")),
         cni_path: args.cni_path.clone(),
         scratch,
     })
-}
-
-/// `bin/busybox` and a symlink per applet, plus the mount points.
-fn busybox_rootfs(busybox: &Path, rootfs: &Path) -> anyhow::Result<()> {
-    let bin = rootfs.join("bin");
-    std::fs::create_dir_all(&bin)?;
-    for d in ["proc", "sys", "dev", "etc", "tmp"] {
-        std::fs::create_dir_all(rootfs.join(d))?;
-    }
-    std::fs::copy(busybox, bin.join("busybox"))
-        .with_context(|| format!("copying {} (busybox-static)", busybox.display()))?;
-    let list = Command::new(busybox).arg("--list").output()?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.contains('/') {
-            std::os::unix::fs::symlink("busybox", bin.join(applet))?;
-        }
-    }
-    Ok(())
 }
 
 /// One baseline's figures.
