@@ -146,6 +146,10 @@ struct HollowArgs {
 }
 
 fn main() -> ExitCode {
+    // The container supervisor forks: it must run before any thread exists.
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("shim")) {
+        return agent::runtime::shim::main(std::env::args_os().skip(2).collect());
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

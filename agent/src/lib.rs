@@ -3,6 +3,7 @@
 //! simulated nodes for scale tests.
 
 pub mod hollow;
+pub mod runtime;
 
 /// What the agent can do today, for `bosun agent` to report honestly.
 pub const STATUS: &str = "the agent is not built yet: see the agent runtime issue";
