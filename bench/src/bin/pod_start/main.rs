@@ -14,6 +14,7 @@
 
 mod bosun;
 mod peers;
+mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +52,12 @@ struct Args {
     /// Skip the runc and crun baselines.
     #[arg(long)]
     no_peers: bool,
+    /// The bosun binary: the agent runtime's shim, for timing the runtime
+    /// library directly (skipped without it).
+    #[arg(long)]
+    bosun: Option<PathBuf>,
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    cgroup_root: PathBuf,
     /// The master's admin kubeconfig; without it the bosun part is skipped.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -135,6 +142,20 @@ fn main() -> anyhow::Result<()> {
             f.print();
             peer_figures.push(f);
         }
+    }
+
+    if let Some(bosun) = &args.bosun {
+        let f = runtime::run(runtime::Options {
+            tag: tag.clone(),
+            scratch: args.scratch.clone(),
+            rootfs: args.rootfs.clone(),
+            bosun: bosun.clone(),
+            cgroup_root: args.cgroup_root.clone(),
+            pods: args.pods,
+            parallel: args.parallel,
+        })
+        .context("the runtime library part")?;
+        print_runtime(&f, &peer_figures);
     }
 
     if let Some(kubeconfig) = &args.kubeconfig {
@@ -305,16 +326,58 @@ fn print_bosun(f: &bosun::Figures, peers: &[PeerFigures]) {
     println!("agent rss MB at {} pods: {:.1}", f.full, f.rss_full);
     println!("agent rss MB after deleting them: {:.1}", f.rss_after);
     for p in peers {
-        let r = |a: &[f64], b: &[Steps]| p50_p99(a).0 / p50_p99(&totals(b)).0.max(1e-9);
-        println!(
-            "ratio bosun/{} p50: setup {:.2}, teardown {:.2}, burst setup {:.2}, burst teardown {:.2}",
-            p.label,
-            r(&f.seq_setup, &p.seq_setup),
-            r(&f.seq_teardown, &p.seq_teardown),
-            r(&f.burst_setup, &p.burst_setup),
-            r(&f.burst_teardown, &p.burst_teardown),
+        print_ratios(
+            "bosun",
+            p,
+            &f.seq_setup,
+            &f.seq_teardown,
+            &f.burst_setup,
+            &f.burst_teardown,
         );
     }
+}
+
+fn print_runtime(f: &runtime::Figures, peers: &[PeerFigures]) {
+    line("bosun runtime sandbox+container setup", &f.seq_setup);
+    line("bosun runtime sandbox+container teardown", &f.seq_teardown);
+    line("bosun runtime burst setup", &f.burst_setup);
+    line("bosun runtime burst teardown", &f.burst_teardown);
+    println!(
+        "bosun runtime burst wall ms: setup {:.0}, teardown {:.0} ({} pods)",
+        f.burst_up_wall,
+        f.burst_down_wall,
+        f.burst_setup.len()
+    );
+    for p in peers {
+        print_ratios(
+            "bosun runtime",
+            p,
+            &f.seq_setup,
+            &f.seq_teardown,
+            &f.burst_setup,
+            &f.burst_teardown,
+        );
+    }
+}
+
+/// The p50 ratios of bosun's figures to a baseline's.
+fn print_ratios(
+    label: &str,
+    p: &PeerFigures,
+    setup: &[f64],
+    teardown: &[f64],
+    burst_setup: &[f64],
+    burst_teardown: &[f64],
+) {
+    let r = |a: &[f64], b: &[Steps]| p50_p99(a).0 / p50_p99(&totals(b)).0.max(1e-9);
+    println!(
+        "ratio {label}/{} p50: setup {:.2}, teardown {:.2}, burst setup {:.2}, burst teardown {:.2}",
+        p.label,
+        r(setup, &p.seq_setup),
+        r(teardown, &p.seq_teardown),
+        r(burst_setup, &p.burst_setup),
+        r(burst_teardown, &p.burst_teardown),
+    );
 }
 
 #[cfg(test)]
