@@ -38,7 +38,7 @@ enum Command {
     Master(MasterArgs),
     /// Run the agent on a host: kubelet, runtime, pod network and service proxy.
     #[command(
-        after_help = "Example:\n  bosun agent --server https://10.0.0.5:6443 --token-file /etc/bosun/join-token --node-name n1"
+        after_help = "Example:\n  bosun agent --server https://10.0.0.5:6443 --token-file /etc/bosun/join-token --node-name n1 --node-ip 10.0.0.6"
     )]
     Agent(AgentArgs),
     /// Run a master and an agent on this host in one process.
@@ -47,9 +47,9 @@ enum Command {
     /// Manage join tokens that let agents join the cluster.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Manage the agent's local images.
-    #[command(after_help = "Example:\n  bosun image import --data-dir /var/lib/bosun busybox.tar")]
-    Image(ImageArgs),
+    /// Manage the agent's local images: import, ls, rm.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Run simulated (hollow) nodes for scale tests.
     #[command(
         after_help = "Example:\n  bosun hollow --server https://127.0.0.1:6443 --token-file /var/lib/bosun/join-token \\\n    --ca-file /var/lib/bosun/tls/ca.crt --nodes 100"
@@ -94,18 +94,39 @@ struct DataDirArgs {
 
 #[derive(Args)]
 struct AgentArgs {
-    /// The master's URL.
+    /// The master's URL, e.g. https://10.0.0.5:6443.
     #[arg(long)]
-    server: Option<String>,
-    /// File holding a join token (from `bosun token create`).
+    server: String,
+    /// File holding a join token (from the master's DATA/join-token or `bosun token create`).
     #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// Where the agent keeps its state.
+    token_file: PathBuf,
+    /// The cluster CA to trust for the master (default: proven by the join token).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Where the agent keeps its credentials, images and pods.
     #[arg(long, default_value = "/var/lib/bosun")]
     data_dir: PathBuf,
-    /// This node's name.
+    /// This node's name (default: the hostname).
     #[arg(long)]
     node_name: Option<String>,
+    /// The node's address (default: the first IPv4 address of this host).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// The authenticated port (logs; the master connects to it).
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    /// The read-only port (/healthz, /pods, /spec, /stats/summary, /metrics); 0 turns it off.
+    #[arg(long, default_value_t = 10255)]
+    read_only_port: u16,
+    /// Where container logs go: LOG_ROOT/<ns>_<pod>_<uid>/<container>/<n>.log.
+    #[arg(long, default_value = "/var/log/pods")]
+    log_root: PathBuf,
+    /// The cgroup under which pods go (default: bosun/<node-name>).
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// Where the cgroup hierarchies are mounted.
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    cgroup_root: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -115,12 +136,45 @@ enum TokenCommand {
     Create(DataDirArgs),
 }
 
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import an image: an OCI layout tar or `docker save` tar, or a root filesystem directory.
+    #[command(
+        after_help = "Examples:\n  skopeo copy docker://busybox oci-archive:busybox.tar:busybox:latest\n  bosun image import --data-dir /var/lib/bosun busybox.tar\n  bosun image import --data-dir /var/lib/bosun --rootfs ./rootfs --tag busybox:local"
+    )]
+    Import(ImageImportArgs),
+    /// List the images in the store.
+    #[command(after_help = "Example:\n  bosun image ls --data-dir /var/lib/bosun")]
+    Ls(DataDirArgs),
+    /// Remove images (by reference or image id); content no image uses is deleted.
+    #[command(after_help = "Example:\n  bosun image rm --data-dir /var/lib/bosun busybox:local")]
+    Rm(ImageRmArgs),
+}
+
 #[derive(Args)]
-struct ImageArgs {
-    /// What to do: import, ls or rm.
-    action: String,
+struct ImageImportArgs {
+    /// Where the agent keeps its state (images go to DATA_DIR/content).
     #[arg(long, default_value = "/var/lib/bosun")]
     data_dir: PathBuf,
+    /// The archive to import (OCI image layout tar or `docker save` tar, optionally gzipped).
+    #[arg(required_unless_present = "rootfs", conflicts_with = "rootfs")]
+    file: Option<PathBuf>,
+    /// Make a one-layer image of this directory instead (like `docker import`); needs --tag.
+    #[arg(long, requires = "tag")]
+    rootfs: Option<PathBuf>,
+    /// Name of the imported image, e.g. busybox:local (overrides names inside an archive).
+    #[arg(long)]
+    tag: Option<String>,
+}
+
+#[derive(Args)]
+struct ImageRmArgs {
+    /// Where the agent keeps its state.
+    #[arg(long, default_value = "/var/lib/bosun")]
+    data_dir: PathBuf,
+    /// Image references or ids to remove.
+    #[arg(required = true)]
+    images: Vec<String>,
 }
 
 #[derive(Args)]
@@ -198,9 +252,12 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Agent(_) => unavailable("agent", agent::STATUS),
-        Command::Up(_) => unavailable("up", "`bosun up` needs the agent, which is not built yet"),
-        Command::Image(_) => unavailable("image", "image management comes with the agent runtime"),
+        Command::Agent(a) => run_agent(a),
+        Command::Up(_) => unavailable(
+            "up",
+            "`bosun up` is not built yet: run `bosun master` and `bosun agent`",
+        ),
+        Command::Image(c) => run_image(c),
         Command::Hollow(a) => run_hollow(a),
     }
 }
@@ -262,6 +319,55 @@ fn run_master(a: MasterArgs) -> ExitCode {
     }
 }
 
+fn run_agent(a: AgentArgs) -> ExitCode {
+    let node_name = match a.node_name.or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_lowercase())
+    }) {
+        Some(n) => n,
+        None => {
+            eprintln!("bosun agent: cannot read the hostname: give --node-name");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let shim_exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return fail("bosun agent: finding its own binary", &e),
+    };
+    let opts = agent::daemon::AgentOptions {
+        server: a.server,
+        token_file: a.token_file,
+        ca_file: a.ca_file,
+        data_dir: a.data_dir,
+        node_name,
+        node_ip: a.node_ip,
+        port: a.port,
+        read_only_port: a.read_only_port,
+        log_root: a.log_root,
+        cgroup_parent: a.cgroup_parent,
+        cgroup_root: a.cgroup_root,
+        shim_exe,
+    };
+    // One thread drives the agent; the runtime's blocking calls get their own.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(32)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail("bosun agent: starting the runtime", &e),
+    };
+    match rt.block_on(agent::daemon::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_usage() => {
+            fail("bosun agent", &e);
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => fail("bosun agent", &e),
+    }
+}
+
 fn run_hollow(a: HollowArgs) -> ExitCode {
     let connect = match (a.kubeconfig, a.server, a.token_file, a.ca_file) {
         (Some(k), ..) => agent::hollow::Connect::Kubeconfig(k),
@@ -297,4 +403,97 @@ fn run_hollow(a: HollowArgs) -> ExitCode {
         }
         Err(e) => fail("bosun hollow", &e),
     }
+}
+
+fn run_image(cmd: ImageCommand) -> ExitCode {
+    use agent::image::{display, ImageError, ImageStore, ImportEvent};
+    let image_fail = |what: &str, e: &ImageError| {
+        if e.is_usage() {
+            eprintln!("{what}: {e}");
+            ExitCode::from(EXIT_USAGE)
+        } else {
+            fail(what, e)
+        }
+    };
+    let data_dir = match &cmd {
+        ImageCommand::Import(a) => &a.data_dir,
+        ImageCommand::Ls(a) => &a.data_dir,
+        ImageCommand::Rm(a) => &a.data_dir,
+    };
+    let store = match ImageStore::open(&agent::image::store_dir(data_dir)) {
+        Ok(s) => s,
+        Err(e) => return image_fail("bosun image", &e),
+    };
+    match cmd {
+        ImageCommand::Import(a) => {
+            let mut progress = |e: &ImportEvent| match e {
+                ImportEvent::Layer {
+                    index,
+                    count,
+                    diff_id,
+                    size,
+                    reused,
+                } => println!(
+                    "layer {index}/{count} {} {} {}",
+                    short_digest(diff_id),
+                    display::human_size(*size),
+                    if *reused {
+                        "already present"
+                    } else {
+                        "unpacked"
+                    }
+                ),
+                ImportEvent::Tagged { reference, id } => {
+                    println!("imported {reference} ({})", short_digest(id))
+                }
+            };
+            let result = match (&a.rootfs, &a.file, &a.tag) {
+                (Some(rootfs), _, Some(tag)) => store
+                    .import_rootfs_with(rootfs, tag, &mut progress)
+                    .map(|_| ()),
+                (None, Some(file), _) if !file.is_file() => {
+                    eprintln!("bosun image import: {} is not a file", file.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                (None, Some(file), tag) => store
+                    .import_archive_with(file, tag.as_deref(), &mut progress)
+                    .map(|_| ()),
+                _ => {
+                    eprintln!("bosun image import: give FILE, or --rootfs DIR with --tag REF (see bosun image import --help)");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => image_fail("bosun image import", &e),
+            }
+        }
+        ImageCommand::Ls(_) => match store.list() {
+            Ok(images) => {
+                print!("{}", display::image_table(&images));
+                ExitCode::SUCCESS
+            }
+            Err(e) => image_fail("bosun image ls", &e),
+        },
+        ImageCommand::Rm(a) => {
+            for image in &a.images {
+                match store.remove(image) {
+                    Ok(removed) => {
+                        for r in removed {
+                            println!("removed {r}");
+                        }
+                    }
+                    Err(e) => return image_fail("bosun image rm", &e),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `sha256:` and the first 12 hex characters.
+fn short_digest(d: &str) -> String {
+    d.char_indices()
+        .nth("sha256:".len() + 12)
+        .map_or_else(|| d.to_string(), |(i, _)| d[..i].to_string())
 }

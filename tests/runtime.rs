@@ -490,10 +490,12 @@ fn timing_of_sandbox_and_container_setup_and_teardown() {
     let mut env = Env::new();
     let mut setup = Vec::new();
     let mut teardown = Vec::new();
+    let mut sandbox = Vec::new();
     for i in 0..10 {
         let name = format!("t{i}");
         let t = Instant::now();
         let sb = env.sandbox(&name, PodResources::default());
+        sandbox.push(t.elapsed());
         let c = env.container(&sb, &sh("s", "exec sleep 1000"));
         env.rt.start_container(&sb.uid, &c).unwrap();
         setup.push(t.elapsed());
@@ -504,11 +506,61 @@ fn timing_of_sandbox_and_container_setup_and_teardown() {
     }
     setup.sort();
     teardown.sort();
+    sandbox.sort();
     println!(
-        "runtime: create_sandbox+start_container p50 {:?} max {:?}; remove_sandbox p50 {:?} max {:?}",
+        "runtime: create_sandbox p50 {:?}; create_sandbox+start_container p50 {:?} max {:?}; remove_sandbox p50 {:?} max {:?}",
+        sandbox[sandbox.len() / 2],
         setup[setup.len() / 2],
         setup[setup.len() - 1],
         teardown[teardown.len() / 2],
         teardown[teardown.len() - 1]
     );
+}
+
+#[test]
+fn security_context_applies() {
+    use k8s_openapi::api::core::v1::{SeccompProfile, SecurityContext};
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    let sb = env.sandbox("sec", PodResources::default());
+    let mut c = sh(
+        "main",
+        "id -u; id -g; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
+         touch /x 2>/dev/null || echo rootfs-ro; echo timer_list=$(wc -c < /proc/timer_list); \
+         touch /proc/sys/kernel/x 2>/dev/null || echo procsys-ro",
+    );
+    c.security_context = Some(SecurityContext {
+        run_as_user: Some(65534),
+        run_as_group: Some(65534),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let info = env
+        .rt
+        .start_container(&sb.uid, &env.container(&sb, &c))
+        .unwrap();
+    let state = wait_exit(&env.rt, &sb.uid, &info.id, Duration::from_secs(10));
+    assert!(
+        matches!(state, ContainerState::Exited { exit_code: 0, .. }),
+        "{state:?}"
+    );
+    let text = log_text(&env.log_file(&sb, "main"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..2], &["65534", "65534"], "{text}");
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    assert!(text.contains("rootfs-ro"), "{text}");
+    assert!(
+        text.contains("timer_list=0"),
+        "masked /proc/timer_list: {text}"
+    );
+    assert!(text.contains("procsys-ro"), "{text}");
 }

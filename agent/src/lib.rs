@@ -1,9 +1,23 @@
-//! The bosun agent: kubelet, container runtime, pod network and service proxy.
-//! Only a skeleton so far; the runtime issue fills it in. [`hollow`] runs
-//! simulated nodes for scale tests.
+//! The bosun agent: the kubelet and its container runtime in one process.
+//!
+//! - [`daemon`]: `bosun agent` — wires everything below together.
+//! - [`join`]: the node's credentials, from a join token; [`node`]: the Node
+//!   object, its conditions and Lease.
+//! - [`kubelet`]: pod workers that keep the node's pods running and report status.
+//! - [`runtime`]: the kernel boundary — sandboxes, containers (through a small
+//!   per-container supervisor, the shim), cgroups, CRI log files.
+//! - [`image`]: the content-addressed local image store.
+//! - [`server`] and [`logs`]: the :10250 and :10255 ports and log reading.
+//! - [`hollow`]: simulated nodes for scale tests.
+//!
+//! The pod network and the service proxy come with their own issues.
 
+pub mod daemon;
 pub mod hollow;
+pub mod image;
+pub mod join;
+pub mod kubelet;
+pub mod logs;
+pub mod node;
 pub mod runtime;
-
-/// What the agent can do today, for `bosun agent` to report honestly.
-pub const STATUS: &str = "the agent is not built yet: see the agent runtime issue";
+pub mod server;

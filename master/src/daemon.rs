@@ -95,6 +95,7 @@ pub async fn run(opts: MasterOptions) -> Result<(), MasterError> {
         Some(stats),
     );
     server.set_default_toleration_seconds(opts.controllers.default_unreachable_toleration_seconds);
+    server.set_node_authority(creds.nodes.clone());
     server
         .bootstrap()
         .await

@@ -3,6 +3,8 @@
 //! helpers to run kubectl against it. Loopback only: no test touches another address.
 #![allow(dead_code)]
 
+pub mod host;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,10 @@ pub struct Master {
     pub log: PathBuf,
     /// Flags added to `bosun master` (e.g. a short node grace period).
     pub extra_args: Vec<String>,
+    /// The network namespace the master (and kubectl) run in, if not the test's.
+    pub netns: Option<PathBuf>,
+    /// The address the master listens on.
+    pub host: String,
 }
 
 impl Master {
@@ -55,17 +61,31 @@ impl Master {
 
     /// Starts a master with extra flags, e.g. `["--node-monitor-grace-period", "5"]`.
     pub fn start_with(extra_args: &[&str]) -> Master {
+        Self::start_custom(extra_args, None)
+    }
+
+    /// Starts a master with extra flags, in `netns` when given (then the flags
+    /// must hold `--listen ADDR:PORT` on an address of that namespace).
+    pub fn start_custom(extra_args: &[&str], netns: Option<PathBuf>) -> Master {
+        let listen = extra_args
+            .iter()
+            .position(|a| *a == "--listen")
+            .and_then(|i| extra_args.get(i + 1))
+            .and_then(|l| l.parse::<std::net::SocketAddr>().ok());
         let dir = tempfile::Builder::new()
             .prefix("bosun-e2e")
             .tempdir()
             .expect("temp dir");
-        let port = free_port();
+        let port = listen.map_or_else(free_port, |l| l.port());
+        let host = listen.map_or("127.0.0.1".to_string(), |l| l.ip().to_string());
         let mut m = Master {
             child: None,
             dir,
             port,
             log: PathBuf::new(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            netns,
+            host,
         };
         m.spawn();
         m
@@ -80,7 +100,7 @@ impl Master {
     }
 
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.host, self.port)
     }
 
     /// Starts (or restarts) the process on the same port and data dir and waits
@@ -91,10 +111,12 @@ impl Master {
             Instant::now().elapsed().as_nanos()
         ));
         let logf = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(bosun_bin())
-            .args(["master", "--data-dir"])
-            .arg(self.data_dir())
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+        let mut cmd = self.in_netns(&bosun_bin());
+        cmd.args(["master", "--data-dir"]).arg(self.data_dir());
+        if !self.extra_args.iter().any(|a| a == "--listen") {
+            cmd.args(["--listen", &format!("127.0.0.1:{}", self.port)]);
+        }
+        let child = cmd
             .args(&self.extra_args)
             .env("BOSUN_LOG", "info")
             .stdout(Stdio::null())
@@ -150,9 +172,23 @@ impl Master {
         self.kubectl_with(&kubectl_bin(), args, None)
     }
 
+    /// `program`, run in the master's network namespace when it has one.
+    pub fn in_netns(&self, program: &Path) -> Command {
+        match &self.netns {
+            None => Command::new(program),
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(program);
+                c
+            }
+        }
+    }
+
     pub fn kubectl_with(&self, bin: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         let cache = self.dir.path().join("kube-cache");
-        let mut cmd = Command::new(bin);
+        let mut cmd = self.in_netns(bin);
         cmd.arg("--kubeconfig")
             .arg(self.kubeconfig())
             .arg("--cache-dir")
@@ -220,6 +256,20 @@ pub fn ok(o: Output) -> String {
 
 /// Polls `f` until it returns Some, or panics after `secs`.
 #[track_caller]
+/// Polls `f` every 50 ms for up to `secs` seconds; true once it holds.
+pub fn poll(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {

@@ -90,12 +90,14 @@ impl Cgroups {
         }
     }
 
-    /// The `cgroup.procs` files a process is written to to join `rel`.
-    pub fn procs_files(&self, rel: &Path) -> Vec<PathBuf> {
-        self.dirs(rel)
-            .into_iter()
-            .map(|d| d.join(cg::CGROUP_PROCS))
-            .collect()
+    /// The files a single-threaded process writes "0" to, to move itself into
+    /// `rel`: v1 `tasks` (no global lock for a self-move), v2 `cgroup.procs`.
+    pub fn join_files(&self, rel: &Path) -> Vec<PathBuf> {
+        let file = match self {
+            Cgroups::V1 { .. } => "tasks",
+            Cgroups::V2 { .. } => cg::CGROUP_PROCS,
+        };
+        self.dirs(rel).into_iter().map(|d| d.join(file)).collect()
     }
 
     /// The file that counts OOM kills in `rel`.

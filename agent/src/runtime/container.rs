@@ -12,7 +12,7 @@ use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{Capabilities, LinuxNamespaceType, Spec};
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -21,8 +21,6 @@ use std::path::{Path, PathBuf};
 pub(crate) struct ChildFds {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
-    /// Closed or written by the shim once the child is in its cgroup.
-    pub sync: OwnedFd,
     /// CLOEXEC: closed by a successful exec, or carries the error.
     pub error: OwnedFd,
 }
@@ -32,10 +30,9 @@ pub(crate) fn run(spec: &Spec, meta: &ContainerMeta, dir: &Path, fds: ChildFds) 
     let ChildFds {
         stdout,
         stderr,
-        sync,
         error,
     } = fds;
-    let msg = match setup_and_exec(spec, meta, dir, stdout, stderr, sync) {
+    let msg = match setup_and_exec(spec, meta, dir, stdout, stderr) {
         Ok(never) => match never {},
         Err(msg) => msg,
     };
@@ -54,7 +51,6 @@ fn setup_and_exec(
     dir: &Path,
     stdout: OwnedFd,
     stderr: OwnedFd,
-    sync: OwnedFd,
 ) -> Result<Never, String> {
     // The shim ignores SIGPIPE (Rust's default); the container must not inherit that.
     for sig in [
@@ -78,11 +74,11 @@ fn setup_and_exec(
     nix::unistd::dup2_stderr(stderr.as_fd()).map_err(|e| format!("dup2 stderr: {e}"))?;
     drop((null, stdout, stderr));
 
-    // Wait until the shim has put us into our cgroup.
-    let mut b = [0u8; 1];
-    let n = File::from(sync).read(&mut b).unwrap_or(0);
-    if n == 0 {
-        return Err("the shim went away before the container started".into());
+    // Join the container cgroup by moving our own (only) thread: on cgroup v1
+    // writing 0 to `tasks` skips the global threadgroup lock whose RCU sync makes
+    // moving another process take up to tens of ms.
+    for f in &meta.cgroup_join {
+        std::fs::write(f, "0").map_err(|e| format!("join cgroup {}: {e}", f.display()))?;
     }
 
     let linux = spec.linux().as_ref().ok_or("spec has no linux section")?;

@@ -241,6 +241,8 @@ impl Runtime {
         fs::create_dir_all(&config.pods_dir)
             .map_err(RuntimeError::io("create", &config.pods_dir))?;
         let cgroups = cgroups::Cgroups::discover(&config.cgroup_root)?;
+        sandbox::empty_trash(&config.pods_dir);
+        sandbox::empty_trash(&config.log_root);
         Ok(Runtime {
             inner: Arc::new(Inner { config, cgroups }),
         })
@@ -332,7 +334,7 @@ impl Runtime {
             layers: spec.layers.clone(),
             log_path,
             log_max_size: self.inner.config.log_max_size,
-            cgroup_procs: self.inner.cgroups.procs_files(&rel),
+            cgroup_join: self.inner.cgroups.join_files(&rel),
             oom_files: [
                 self.inner.cgroups.oom_file(&rel),
                 self.inner.cgroups.oom_file(&self.pod_cgroup(uid)),
@@ -483,7 +485,8 @@ impl Runtime {
             let left = deadline.saturating_duration_since(Instant::now());
             sys::wait_readable(fd, left);
         }
-        sandbox::remove(&dir, &self.inner.cgroups, &rel, log_dir.as_deref())
+        let r = sandbox::remove(&dir, &self.inner.cgroups, &rel, log_dir.as_deref());
+        r
     }
 
     /// The sandboxes and containers on disk, for re-adoption after a restart.

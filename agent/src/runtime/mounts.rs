@@ -55,13 +55,20 @@ pub fn setup_rootfs(spec: &Spec, meta: &ContainerMeta, dir: &Path) -> R<PathBuf>
         dir.join("upper").display(),
         dir.join("work").display()
     );
-    m(
-        Some(Path::new("overlay")),
-        &rootfs,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&data),
-    )?;
+    // volatile: the upper dir is thrown away with the container, so skip the
+    // syncs that otherwise make every overlay unmount flush the host fs.
+    let overlay = |data: &str| {
+        m(
+            Some(Path::new("overlay")),
+            &rootfs,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data),
+        )
+    };
+    if overlay(&format!("{data},volatile")).is_err() {
+        overlay(&data)?;
+    }
     let mut dev_tmpfs = false;
     for mnt in spec.mounts().iter().flatten() {
         mount_one(&rootfs, mnt)?;

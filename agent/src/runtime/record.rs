@@ -19,8 +19,9 @@ pub struct ContainerMeta {
     pub layers: Vec<PathBuf>,
     pub log_path: PathBuf,
     pub log_max_size: u64,
-    /// `cgroup.procs` files the container's process is written to.
-    pub cgroup_procs: Vec<PathBuf>,
+    /// Files the container process writes "0" to, to join its cgroup (v1
+    /// `tasks`, v2 `cgroup.procs`).
+    pub cgroup_join: Vec<PathBuf>,
     /// v1 `memory.oom_control` or v2 `memory.events` of the container and pod
     /// cgroups, to tell an OOM kill.
     pub oom_files: Vec<PathBuf>,

@@ -186,17 +186,67 @@ pub fn remove(
         }
     }
     cgroups.remove(rel)?;
-    match fs::remove_dir_all(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(RuntimeError::io("remove", dir)(e)),
-    }
+    discard(dir)?;
     if let Some(l) = log_dir {
-        match fs::remove_dir_all(l) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(RuntimeError::io("remove", l)(e)),
-        }
+        discard(l)?;
     }
     Ok(())
+}
+
+/// The trash dir next to `dir`, where removed dirs wait for deletion.
+pub fn trash_of(dir: &Path) -> Option<PathBuf> {
+    dir.parent().map(|p| p.join(TRASH))
+}
+
+/// Name of the dirs whose content is deleted in the background.
+pub const TRASH: &str = ".trash";
+
+/// Removes `dir` at once by renaming it into the trash next to it, then
+/// deletes it on a background thread (unlinking a container's files can take
+/// tens of ms when the disk is busy). Falls back to deleting in place.
+fn discard(dir: &Path) -> Result<(), RuntimeError> {
+    if fs::symlink_metadata(dir).is_err() {
+        return Ok(());
+    }
+    let moved = trash_of(dir).and_then(|trash| {
+        fs::create_dir_all(&trash).ok()?;
+        let nanos = record::unix_nanos(std::time::SystemTime::now());
+        let name = format!("{}-{nanos}", dir.file_name()?.to_string_lossy());
+        let to = trash.join(name);
+        fs::rename(dir, &to).ok().map(|()| to)
+    });
+    match moved {
+        Some(to) => {
+            let spawned = std::thread::Builder::new()
+                .name("bosun-trash".into())
+                .spawn({
+                    let to = to.clone();
+                    move || {
+                        let _ = fs::remove_dir_all(&to);
+                    }
+                })
+                .is_ok();
+            if !spawned {
+                let _ = fs::remove_dir_all(&to);
+            }
+            Ok(())
+        }
+        None => match fs::remove_dir_all(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RuntimeError::io("remove", dir)(e)),
+        },
+    }
+}
+
+/// Deletes what an earlier agent left in the trash under `parent`.
+pub fn empty_trash(parent: &Path) {
+    let trash = parent.join(TRASH);
+    if trash.exists() {
+        let _ = std::thread::Builder::new()
+            .name("bosun-trash".into())
+            .spawn(move || {
+                let _ = fs::remove_dir_all(&trash);
+            });
+    }
 }

@@ -1,7 +1,8 @@
 //! The per-container supervisor, run as `bosun shim <container-dir>`. It
-//! detaches from the agent (fork, setsid, fork: it survives the agent's kill -9
-//! and is not its child), forks the container process into new PID and mount
-//! namespaces, puts it into its cgroup while it waits on a pipe, reports "ok
+//! detaches from the agent (the agent's child forks and exits at once, the
+//! grandchild calls setsid: it survives the agent's kill -9 and is not its
+//! child), forks the container process into new PID and mount namespaces
+//! (the child joins its cgroup itself, see [`super::container`]), reports "ok
 //! <pid> <started-unix-ns>" or "err <message>" on its stdout, then writes the
 //! container's output as CRI log lines, waits for its exit, tells an OOM kill,
 //! writes `exit.json` atomically and exits.
@@ -42,18 +43,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Ok(ForkResult::Parent { .. }) => return ExitCode::SUCCESS,
         Ok(ForkResult::Child) => {}
     }
+    // The parent has exited, so this process is orphaned (re-parented to init
+    // or a subreaper): it is not the agent's child and survives its death.
     let _ = nix::unistd::setsid();
-    // SAFETY: still single-threaded.
-    match unsafe { fork() } {
-        Err(e) => {
-            println!("err fork shim: {e}");
-            // SAFETY: _exit is always safe.
-            unsafe { libc::_exit(1) }
-        }
-        // SAFETY: _exit is always safe.
-        Ok(ForkResult::Parent { .. }) => unsafe { libc::_exit(0) },
-        Ok(ForkResult::Child) => {}
-    }
     let code = supervise(&dir);
     // SAFETY: _exit is always safe; nothing is left to flush.
     unsafe { libc::_exit(code) }
@@ -134,7 +126,6 @@ fn run(dir: &Path, report: &mut Report) -> Result<i32, String> {
 
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let (sync_r, sync_w) = pipe()?;
     let (ep_r, ep_w) = pipe()?;
 
     // The PID namespace applies to our next child.
@@ -161,27 +152,18 @@ fn run(dir: &Path, report: &mut Report) -> Result<i32, String> {
     // SAFETY: the shim is single-threaded, so the child may run ordinary code.
     let child = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
-            drop((out_r, err_r, sync_w, ep_r));
+            drop((out_r, err_r, ep_r));
             let fds = ChildFds {
                 stdout: out_w,
                 stderr: err_w,
-                sync: sync_r,
                 error: ep_w,
             };
             container::run(&spec, &meta, dir, fds)
         }
         ForkResult::Parent { child } => child,
     };
-    drop((out_w, err_w, sync_r, ep_w));
+    drop((out_w, err_w, ep_w));
 
-    for f in &meta.cgroup_procs {
-        if let Err(e) = std::fs::write(f, child.as_raw().to_string()) {
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(child, None);
-            return Err(format!("join cgroup {}: {e}", f.display()));
-        }
-    }
-    let _ = File::from(sync_w).write_all(b"1");
     let mut msg = String::new();
     let _ = File::from(ep_r).read_to_string(&mut msg);
     if !msg.is_empty() {

@@ -8,9 +8,11 @@ mod defaults;
 mod discovery;
 mod http;
 mod internal;
+mod join;
 mod metrics;
 mod namespaces;
 mod objects;
+mod podlogs;
 mod protobuf;
 mod route;
 mod status;
@@ -70,6 +72,8 @@ pub struct Server {
     store_stats: Option<StoreStats>,
     /// tolerationSeconds of the not-ready/unreachable tolerations new pods get.
     toleration_seconds: std::sync::atomic::AtomicI64,
+    /// Join signing and the TLS client toward agents, once set.
+    nodes: std::sync::OnceLock<Arc<crate::auth::NodeAuthority>>,
     me: Weak<Server>,
 }
 
@@ -93,6 +97,7 @@ impl Server {
             config,
             store_stats,
             toleration_seconds: 300.into(),
+            nodes: std::sync::OnceLock::new(),
             me: me.clone(),
         })
     }
@@ -102,6 +107,16 @@ impl Server {
     pub fn set_default_toleration_seconds(&self, seconds: i64) {
         self.toleration_seconds
             .store(seconds, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Enables `/bosun/v1/` (node join) and proxying pod logs to agents, with
+    /// `nodes` signing and connecting. Only the first call has an effect.
+    pub fn set_node_authority(&self, nodes: Arc<crate::auth::NodeAuthority>) {
+        let _ = self.nodes.set(nodes);
+    }
+
+    fn node_authority(&self) -> Option<&crate::auth::NodeAuthority> {
+        self.nodes.get().map(|n| &**n)
     }
 
     fn default_toleration_seconds(&self) -> i64 {
@@ -186,6 +201,13 @@ impl Server {
         let route = route::parse(&path);
         let q = Query::parse(req.uri().query());
         let (verb, resource) = metric_labels(&method, &route, &q);
+        if path.starts_with(join::PREFIX) {
+            // Node join: partly unauthenticated, so before the check below.
+            let resp = self.bosun_v1(req, user, &q).await;
+            self.metrics
+                .observe(verb, &resource, resp.status().as_u16(), started.elapsed());
+            return resp;
+        }
         let resp = match user {
             None => error_response(&ApiError::unauthorized()),
             Some(user) => {
@@ -400,6 +422,7 @@ impl Server {
                         let ns = t.namespace.clone().unwrap_or_default();
                         self.bind(&ns, &name, body, ct).await
                     }
+                    ("log", Method::GET) => self.pod_log(&t, &name, q).await,
                     ("log" | "exec" | "attach" | "portforward", _) => {
                         self.pod_stream(&t, &name, &sub).await
                     }

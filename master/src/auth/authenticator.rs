@@ -80,6 +80,14 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// The join token whose id is `id` (the part before the dot), if the token
+    /// file has one for user `system:bootstrap:<id>` in `system:bootstrappers`.
+    pub fn join_token(&self, id: &str) -> Option<String> {
+        self.tokens.join_token(id)
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header value (scheme
 /// case-insensitive); `None` for other schemes or an empty token.
 pub fn bearer_token(header: &str) -> Option<&str> {

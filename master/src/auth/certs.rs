@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::RngCore;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use rustls::pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
@@ -104,13 +104,14 @@ pub(crate) fn issue_server(
         })
 }
 
-/// A client certificate with CN `user` and O `group`, signed by the CA. (rcgen
-/// keeps one value per attribute type, so a certificate carries at most one
-/// group; Kubernetes' own client certificates need no more.)
+/// A client certificate with CN `user` and O `group` for the public key `key`
+/// (a key pair, or the key of a CSR), signed by the CA. (rcgen keeps one value
+/// per attribute type, so a certificate carries at most one group; Kubernetes'
+/// own client certificates need no more.)
 pub(crate) fn issue_client(
     user: &str,
     group: Option<&str>,
-    key: &KeyPair,
+    key: &impl PublicKeyData,
     ca: &Issuer<'_, &KeyPair>,
 ) -> Result<CertificateDer<'static>, AuthError> {
     let mut params = base_params(user, LEAF_VALIDITY);
@@ -127,6 +128,32 @@ pub(crate) fn issue_client(
         .map(|c| c.der().clone())
         .map_err(|source| AuthError::Generate {
             what: "client certificate",
+            source,
+        })
+}
+
+/// An agent's serving certificate: CN `common_name`, O `group`, for the public
+/// key `key` (of the agent's CSR) and the names `sans`, signed by the CA.
+pub(crate) fn issue_node_serving(
+    common_name: &str,
+    group: &str,
+    sans: Vec<SanType>,
+    key: &impl PublicKeyData,
+    ca: &Issuer<'_, &KeyPair>,
+) -> Result<CertificateDer<'static>, AuthError> {
+    let mut params = base_params(common_name, LEAF_VALIDITY);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, group);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.subject_alt_names = sans;
+    params
+        .signed_by(key, ca)
+        .map(|c| c.der().clone())
+        .map_err(|source| AuthError::Generate {
+            what: "node serving certificate",
             source,
         })
 }

@@ -1,8 +1,8 @@
 //! Authentication and PKI for the master: the cluster CA and the certificates it
 //! issues (`pki`, `certs`, `sans`), the API server's TLS configuration (`tls`),
 //! who a request comes from (`authenticator`, from client certificates or the
-//! bearer tokens of `tokens.csv` in `tokens`), join tokens (`join`) and
-//! kubeconfig files (`kubeconfig`). Everything lives under the data dir, which
+//! bearer tokens of `tokens.csv` in `tokens`), join tokens (`join`), what agents
+//! get from the PKI (`nodes`) and kubeconfig files (`kubeconfig`). Everything lives under the data dir, which
 //! is always a parameter. Authorization (what a user may do) is not here, nor is
 //! serving HTTP.
 
@@ -12,6 +12,7 @@ mod error;
 mod files;
 mod join;
 mod kubeconfig;
+mod nodes;
 mod pki;
 mod sans;
 mod tls;
@@ -25,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use authenticator::{bearer_token, Authenticator, UserInfo};
+#[cfg(test)]
+pub(crate) use certs::subject_identity;
 pub use certs::CA_COMMON_NAME;
 pub use error::AuthError;
 pub use join::{
@@ -34,7 +37,8 @@ pub use join::{
 pub use kubeconfig::{
     server_url, server_url_for, write_kubeconfig, Kubeconfig, ADMIN_KUBECONFIG, CLUSTER_NAME,
 };
-pub use pki::{CertAndKey, Pki, ADMIN_GROUP, ADMIN_USER, TLS_DIR};
+pub use nodes::{ca_hmac, JoinError, NodeAuthority, NodeCerts, NODES_GROUP, NODE_USER_PREFIX};
+pub use pki::{CertAndKey, Pki, ADMIN_GROUP, ADMIN_USER, AGENT_CLIENT_USER, TLS_DIR};
 pub use sans::{local_hostname, SanSet, KUBERNETES_NAMES};
 pub use tls::ALPN_PROTOCOLS;
 pub use tokens::{TokenFile, TokenTable, TOKENS_FILE};
@@ -51,6 +55,8 @@ pub struct MasterAuth {
     pub join_token: String,
     pub server_url: String,
     pub kubeconfig: PathBuf,
+    /// Join signing and the master's TLS client for agents.
+    pub nodes: Arc<NodeAuthority>,
 }
 
 /// Prepares `data_dir` for a master listening on `listen`: loads or creates the
@@ -70,7 +76,9 @@ pub fn prepare(
     let kubeconfig = pki.write_admin_kubeconfig(&server_url)?;
     let authenticator = Arc::new(Authenticator::new(data_dir, &[pki.ca_der().clone()])?);
     let tls_config = pki.server_config(Arc::clone(&authenticator))?;
+    let nodes = Arc::new(pki.node_authority(Arc::clone(&authenticator))?);
     Ok(MasterAuth {
+        nodes,
         pki,
         authenticator,
         tls_config,

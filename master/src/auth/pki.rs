@@ -21,6 +21,8 @@ pub const TLS_DIR: &str = "tls";
 pub const ADMIN_USER: &str = "admin";
 /// Group of the admin client certificate: Kubernetes' superuser group.
 pub const ADMIN_GROUP: &str = "system:masters";
+/// User name of the certificate the master shows to agents (logs, exec).
+pub const AGENT_CLIENT_USER: &str = "bosun:master";
 
 /// A PEM certificate and its PEM (PKCS#8) private key.
 #[derive(Clone)]
@@ -47,6 +49,7 @@ pub struct Pki {
     server_key: KeyPair,
     server_sans: SanSet,
     admin: CertAndKey,
+    agent_client: CertAndKey,
 }
 
 impl fmt::Debug for Pki {
@@ -120,8 +123,22 @@ impl Pki {
             "admin client",
         )?;
 
+        let agent_pair = Pair::new(&tls_dir, "agent-client");
+        let agent_client = load_or_issue_leaf(
+            &agent_pair,
+            fresh_ca,
+            &ca_der,
+            |info| info.identity != Some((AGENT_CLIENT_USER.into(), vec![ADMIN_GROUP.into()])),
+            |_, key| certs::issue_client(AGENT_CLIENT_USER, Some(ADMIN_GROUP), key, &issuer),
+            "agent client",
+        )?;
+
         Ok(Pki {
             data_dir: data_dir.to_path_buf(),
+            agent_client: CertAndKey {
+                cert_pem: certs::cert_pem(&agent_client.der),
+                key_pem: agent_client.key.serialize_pem(),
+            },
             server_sans: server.info.sans.clone(),
             admin: CertAndKey {
                 cert_pem: certs::cert_pem(&admin.der),
@@ -167,6 +184,19 @@ impl Pki {
     /// The admin client certificate and key (CN `admin`, O `system:masters`).
     pub fn admin(&self) -> &CertAndKey {
         &self.admin
+    }
+
+    /// The client certificate and key the master shows to agents' :10250 (CN
+    /// `bosun:master`, O `system:masters`), kept as `tls/agent-client.{crt,key}`.
+    pub fn agent_client(&self) -> &CertAndKey {
+        &self.agent_client
+    }
+
+    /// The CA's private key, for [`super::NodeAuthority`] (a copy: rcgen key
+    /// pairs cannot be cloned).
+    pub(crate) fn ca_key_copy(&self) -> Result<KeyPair, AuthError> {
+        let ca_path = self.data_dir.join(TLS_DIR).join("ca.key");
+        certs::parse_key_pem(&ca_path, &self.ca_key.serialize_pem())
     }
 
     /// Issues a new client certificate (fresh key) for `user` in `group`, signed

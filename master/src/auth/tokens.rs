@@ -2,7 +2,9 @@
 //! `--token-auth-file` format: `token,user,uid[,"group1,group2"]`, with blank and
 //! `#` lines ignored. [`TokenFile`] re-reads the file when its size, mtime or
 //! inode change, checking at most once per recheck interval. Tokens are kept only
-//! as SHA-256 digests, so a lookup never compares secrets byte by byte.
+//! as SHA-256 digests, so a lookup never compares secrets byte by byte; join
+//! tokens are also kept by their id, because the master proves the CA it hands
+//! out with them (see `nodes`).
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use super::join::{join_token_id, BOOTSTRAP_GROUP, BOOTSTRAP_USER_PREFIX};
 use super::{files, AuthError, UserInfo};
 
 /// File name of the token file under the data dir.
@@ -30,12 +33,32 @@ fn digest(token: &str) -> TokenDigest {
 #[derive(Debug, Default, Clone)]
 pub struct TokenTable {
     users: HashMap<TokenDigest, UserInfo>,
+    join_tokens: JoinTokens,
+}
+
+/// Join tokens by id (`abcdef` of `abcdef.0123456789abcdef`); never printed.
+#[derive(Default, Clone)]
+struct JoinTokens(HashMap<String, String>);
+
+impl std::fmt::Debug for JoinTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JoinTokens({} elided)", self.0.len())
+    }
+}
+
+/// Whether a row is a join token: `<id>.<secret>` for user
+/// `system:bootstrap:<id>` in group `system:bootstrappers`.
+fn is_join_row<'a>(token: &'a str, user: &UserInfo) -> Option<&'a str> {
+    let id = join_token_id(token)?;
+    let named = user.name.strip_prefix(BOOTSTRAP_USER_PREFIX) == Some(id);
+    (named && user.groups.iter().any(|g| g == BOOTSTRAP_GROUP)).then_some(id)
 }
 
 impl TokenTable {
     /// Parses the text of a token file; `path` is only used in errors.
     pub fn parse(path: &Path, text: &str) -> Result<TokenTable, AuthError> {
         let mut users = HashMap::new();
+        let mut join_tokens = HashMap::new();
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -72,11 +95,22 @@ impl TokenTable {
                 name: name.to_string(),
                 groups,
             };
+            if let Some(id) = is_join_row(token, &user) {
+                join_tokens.insert(id.to_string(), token.to_string());
+            }
             if users.insert(digest(token), user).is_some() {
                 tracing::warn!(path = %path.display(), line = index + 1, "duplicate token; the later line wins");
             }
         }
-        Ok(TokenTable { users })
+        Ok(TokenTable {
+            users,
+            join_tokens: JoinTokens(join_tokens),
+        })
+    }
+
+    /// The join token whose id is `id`, if the table has one.
+    pub fn join_token(&self, id: &str) -> Option<&str> {
+        self.join_tokens.0.get(id).map(String::as_str)
     }
 
     /// The user `token` authenticates, if any.
@@ -197,6 +231,16 @@ impl TokenFile {
 
     /// The user `token` authenticates, after re-reading the file if it changed.
     pub fn lookup(&self, token: &str) -> Option<UserInfo> {
+        self.with_table(|table| table.lookup(token).cloned())
+    }
+
+    /// The join token whose id is `id`, after re-reading the file if it changed.
+    pub fn join_token(&self, id: &str) -> Option<String> {
+        self.with_table(|table| table.join_token(id).map(str::to_string))
+    }
+
+    /// Runs `f` on the current table, re-reading the file first if it is due.
+    fn with_table<T>(&self, f: impl FnOnce(&TokenTable) -> T) -> T {
         // A poisoned lock only means another lookup panicked; the table is intact.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -207,7 +251,7 @@ impl TokenFile {
             state.checked_at = Some(now);
             self.refresh(&mut state);
         }
-        state.table.lookup(token).cloned()
+        f(&state.table)
     }
 
     fn refresh(&self, state: &mut State) {
@@ -283,6 +327,25 @@ mod tests {
         let err = table("tok,user,1,\"unterminated\n").unwrap_err();
         assert!(err.to_string().contains("line 1: unterminated"), "{err}");
         assert!(table(",user,1\n").is_err());
+    }
+
+    #[test]
+    fn join_tokens_are_found_by_id() {
+        let t = table(
+            "abcdef.0123456789abcdef,system:bootstrap:abcdef,1,\"system:bootstrappers\"\n\
+             ghijkl.0123456789abcdef,system:bootstrap:zzzzzz,2,\"system:bootstrappers\"\n\
+             mnopqr.0123456789abcdef,system:bootstrap:mnopqr,3\n\
+             plain,alice,4,\"system:bootstrappers\"\n",
+        )
+        .unwrap();
+        assert_eq!(t.join_token("abcdef"), Some("abcdef.0123456789abcdef"));
+        assert_eq!(t.join_token("ghijkl"), None, "user name must carry the id");
+        assert_eq!(t.join_token("mnopqr"), None, "must be a bootstrapper");
+        assert_eq!(t.join_token("plain"), None);
+        assert!(
+            !format!("{t:?}").contains("0123456789abcdef"),
+            "secrets in Debug"
+        );
     }
 
     #[test]

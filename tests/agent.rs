@@ -1,0 +1,301 @@
+//! End-to-end: a real master and `bosun agent` in a network namespace the test
+//! made as their host, pods from a busybox image imported with `bosun image
+//! import --rootfs`, driven with kubectl. What the agent issue's "Done when"
+//! asks: isolation (PID 1, hostname, root, capabilities), logs through the
+//! master, an OOM kill with back-off, the read-only port, an agent kill -9 that
+//! changes nothing, and deletion that leaves nothing behind.
+
+mod common;
+
+use std::process::Command;
+
+use common::host::{busybox_rootfs, require_root, Agent, TestHost};
+use common::{bosun_bin, eventually, kubectl_bin, ok, require_tool, stdout, Master};
+use serde_json::Value;
+
+const IMAGE: &str = "bosun.test/busybox:e2e";
+
+fn pod_json(master: &Master, name: &str) -> Option<Value> {
+    let out = master.kubectl(&["get", "pod", name, "-o", "json"]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+fn apply(master: &Master, manifest: &str) {
+    let out = master.kubectl_with(&kubectl_bin(), &["apply", "-f", "-"], Some(manifest));
+    ok(out);
+}
+
+fn import_busybox(agent: &Agent) {
+    let rootfs = agent.dir.path().join("rootfs");
+    busybox_rootfs(&rootfs, "bosun-e2e-image");
+    let out = Command::new(bosun_bin())
+        .args(["image", "import", "--data-dir"])
+        .arg(agent.data_dir())
+        .arg("--rootfs")
+        .arg(&rootfs)
+        .args(["--tag", IMAGE])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "image import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn httpd_pod(node: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: httpd
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c"]
+    args:
+    - echo "pid=$$$$"; echo "hostname=$(hostname)"; echo "image=$(cat /IMAGE)";
+      grep CapEff /proc/self/status; echo ready; exec httpd -f -v -p 8080 -h /var/www
+"#
+    )
+}
+
+fn oom_pod(node: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hog
+spec:
+  nodeName: {node}
+  containers:
+  - name: hog
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["tail", "/dev/zero"]
+    resources:
+      limits:
+        memory: 32Mi
+"#
+    )
+}
+
+/// CapEff as a bit mask, from a `CapEff:\t00000000a80425fb` line.
+fn cap_eff(logs: &str) -> u64 {
+    let line = logs
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .unwrap_or_else(|| panic!("no CapEff line in {logs:?}"));
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+
+#[test]
+fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
+    if !require_root("the agent e2e test")
+        || !require_tool(&kubectl_bin(), "kubectl drives the cluster")
+        || !require_tool(
+            std::path::Path::new("/bin/busybox"),
+            "the test image is made from busybox-static",
+        )
+    {
+        return;
+    }
+    let host = TestHost::new();
+    let master = Master::start_in(&host, &[]);
+    let mut agent = Agent::start(&master, &host, "node-a");
+    import_busybox(&agent);
+
+    eventually(60, "the node to be Ready", || {
+        let out = master.kubectl(&[
+            "get",
+            "node",
+            "node-a",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+        ]);
+        (stdout(&out).trim() == "True").then_some(())
+    });
+
+    apply(&master, &httpd_pod("node-a"));
+    let running = eventually(60, "pod web to be Running", || {
+        let p = pod_json(&master, "web")?;
+        (p["status"]["phase"] == "Running").then_some(p)
+    });
+    let status = &running["status"]["containerStatuses"][0];
+    assert_eq!(status["ready"], true);
+    assert_eq!(status["restartCount"], 0);
+    assert!(status["containerID"]
+        .as_str()
+        .unwrap()
+        .starts_with("bosun://"));
+    assert_eq!(running["status"]["hostIP"], host.ip.as_str());
+    assert_eq!(running["status"]["qosClass"], "BestEffort");
+
+    // The container's own view, through kubectl logs (master → agent :10250).
+    let logs = eventually(30, "the container's output in kubectl logs", || {
+        let out = master.kubectl(&["logs", "web"]);
+        let text = stdout(&out);
+        text.contains("ready").then_some(text)
+    });
+    assert!(
+        logs.contains("pid=1\n"),
+        "not PID 1 of its own namespace: {logs}"
+    );
+    assert!(
+        logs.contains("hostname=web\n"),
+        "hostname is not the pod name: {logs}"
+    );
+    assert!(
+        logs.contains("image=bosun-e2e-image\n"),
+        "root is not the image: {logs}"
+    );
+    let caps = cap_eff(&logs);
+    assert_eq!(caps & (1 << CAP_SYS_ADMIN), 0, "CAP_SYS_ADMIN in {caps:x}");
+    assert_eq!(caps & (1 << CAP_NET_ADMIN), 0, "CAP_NET_ADMIN in {caps:x}");
+    assert_ne!(caps, 0, "the default capability set is missing");
+    let tail = stdout(&master.kubectl(&["logs", "web", "--tail=1"]));
+    assert_eq!(tail.trim(), "ready");
+    let stamped = stdout(&master.kubectl(&["logs", "web", "--timestamps"]));
+    assert!(
+        stamped
+            .lines()
+            .all(|l| l.len() > 20 && l.as_bytes()[4] == b'-'),
+        "{stamped}"
+    );
+
+    // The read-only port.
+    let healthz = host.curl(&format!("http://{}:10255/healthz", host.ip));
+    assert_eq!(healthz.as_deref(), Some("ok"));
+    let pods: Value = serde_json::from_str(
+        &host
+            .curl(&format!("http://{}:10255/pods", host.ip))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pods["kind"], "PodList");
+    assert!(pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["metadata"]["name"] == "web"));
+    let spec: Value = serde_json::from_str(
+        &host
+            .curl(&format!("http://{}:10255/spec", host.ip))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(spec["num_cores"].as_u64().unwrap() >= 1);
+    assert!(spec["memory_capacity"].as_u64().unwrap() > 0);
+
+    // A container over its memory limit is OOM-killed and restarted with back-off.
+    apply(&master, &oom_pod("node-a"));
+    let hog = eventually(90, "the hog to be OOMKilled and restarted", || {
+        let p = pod_json(&master, "hog")?;
+        let s = &p["status"]["containerStatuses"][0];
+        let oom = s["lastState"]["terminated"]["reason"] == "OOMKilled"
+            || s["state"]["terminated"]["reason"] == "OOMKilled";
+        (oom && s["restartCount"].as_u64() >= Some(1)).then_some(p)
+    });
+    assert_eq!(hog["status"]["qosClass"], "Burstable");
+    eventually(60, "the hog to back off", || {
+        let p = pod_json(&master, "hog")?;
+        (p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff")
+            .then_some(())
+    });
+
+    // kill -9 of the agent and a restart change nothing about the running pod.
+    let before = pod_json(&master, "web").unwrap()["status"]["containerStatuses"][0].clone();
+    agent.kill();
+    agent.spawn();
+    eventually(30, "the restarted agent to serve again", || {
+        host.curl(&format!("http://{}:10255/healthz", host.ip))
+            .filter(|b| b == "ok")
+    });
+    // Give it a moment's worth of syncs, then compare.
+    eventually(30, "the restarted agent to report the pod", || {
+        let pods: Value =
+            serde_json::from_str(&host.curl(&format!("http://{}:10255/pods", host.ip))?).ok()?;
+        pods["items"]
+            .as_array()?
+            .iter()
+            .any(|p| p["metadata"]["name"] == "web")
+            .then_some(())
+    });
+    let after = pod_json(&master, "web").unwrap()["status"]["containerStatuses"][0].clone();
+    assert_eq!(after["restartCount"], 0, "{after}");
+    assert_eq!(after["containerID"], before["containerID"]);
+    assert_eq!(
+        after["state"]["running"]["startedAt"],
+        before["state"]["running"]["startedAt"]
+    );
+    let logs = stdout(&master.kubectl(&["logs", "web"]));
+    assert!(
+        logs.contains("ready"),
+        "logs lost over the agent restart: {logs}"
+    );
+
+    // Deleting the pods removes every kernel object they had.
+    ok(master.kubectl(&[
+        "delete",
+        "pod",
+        "web",
+        "hog",
+        "--wait=true",
+        "--timeout=60s",
+    ]));
+    // The runtime moves a removed pod's files into `.trash` and deletes them in
+    // the background: that must end empty too.
+    let entries = |dir: &std::path::Path| -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == ".trash" {
+                out.extend(
+                    std::fs::read_dir(e.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|t| format!(".trash/{}", t.file_name().to_string_lossy())),
+                );
+            } else {
+                out.push(name);
+            }
+        }
+        out
+    };
+    let mut last = String::new();
+    let gone = common::poll(30, || {
+        let pods = entries(&agent.data_dir().join("pods"));
+        let logs = entries(&agent.log_root());
+        let cgroups: Vec<_> = agent
+            .cgroup_dirs()
+            .into_iter()
+            .filter(|d| {
+                d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("pod"))
+            })
+            .collect();
+        let mounts = agent.mounts();
+        last = format!("pods {pods:?} logs {logs:?} cgroups {cgroups:?} mounts {mounts:?}");
+        pods.is_empty() && logs.is_empty() && cgroups.is_empty() && mounts.is_empty()
+    });
+    assert!(gone, "left behind after deleting the pods: {last}");
+    let links = Command::new("ip")
+        .args(["-n", &host.name, "-o", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert_eq!(links.lines().count(), 3, "links left in the host: {links}");
+}
