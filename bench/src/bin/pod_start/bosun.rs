@@ -46,6 +46,8 @@ pub struct Figures {
     pub burst_down_wall: f64,
     pub rss_0: f64,
     pub rss_full: f64,
+    pub threads_0: u32,
+    pub threads_full: u32,
     pub rss_after: f64,
     pub full: usize,
 }
@@ -232,6 +234,17 @@ async fn wait_node(client: &Client, node: &str, deadline: Instant) -> anyhow::Re
     }
 }
 
+/// The number of threads of `pid`.
+fn threads(pid: u32) -> anyhow::Result<u32> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Threads in {path}"))
+}
+
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
 /// Runs the bosun part; on error or interruption, deletes the pods it made.
@@ -260,6 +273,7 @@ async fn measure(opts: &Options, client: &Client) -> anyhow::Result<Figures> {
     wait_node(client, &opts.node, deadline).await?;
     let mut f = Figures {
         rss_0: rss_mb(opts.agent_pid)?,
+        threads_0: threads(opts.agent_pid)?,
         ..Figures::default()
     };
     let list = client.list(PODS).await.context("listing pods")?;
@@ -313,6 +327,7 @@ async fn measure(opts: &Options, client: &Client) -> anyhow::Result<Figures> {
     f.burst_up_wall = started.elapsed().as_secs_f64() * 1000.0;
     f.full = 2 * n;
     f.rss_full = rss_mb(opts.agent_pid)?;
+    f.threads_full = threads(opts.agent_pid)?;
     let uids = |names: &[String], t: &Tracker| -> Vec<String> {
         names
             .iter()

@@ -234,20 +234,16 @@ struct PeerFigures {
     label: String,
     seq_setup: Vec<Steps>,
     seq_teardown: Vec<Steps>,
-    burst_setup: Vec<Steps>,
-    burst_teardown: Vec<Steps>,
-    burst_up_wall: Duration,
-    burst_down_wall: Duration,
+    burst_setup: peers::Batch,
+    burst_teardown: peers::Batch,
 }
 
 fn peer_run(env: &Env, oci: Oci, n: usize, parallel: usize) -> anyhow::Result<PeerFigures> {
     let pods = Pods::new(env, oci, 2 * n)?;
-    let (seq_setup, _) = peers::run_many(oci, 0..n, 1, |r, i| pods.setup(r, i))?;
-    let (burst_setup, burst_up_wall) =
-        peers::run_many(oci, n..2 * n, parallel, |r, i| pods.setup(r, i))?;
-    let (seq_teardown, _) = peers::run_many(oci, 0..n, 1, |r, i| pods.teardown(r, i))?;
-    let (burst_teardown, burst_down_wall) =
-        peers::run_many(oci, n..2 * n, parallel, |r, i| pods.teardown(r, i))?;
+    let seq_setup = peers::run_many(oci, 0..n, 1, |r, i| pods.setup(r, i))?.steps;
+    let burst_setup = peers::run_many(oci, n..2 * n, parallel, |r, i| pods.setup(r, i))?;
+    let seq_teardown = peers::run_many(oci, 0..n, 1, |r, i| pods.teardown(r, i))?.steps;
+    let burst_teardown = peers::run_many(oci, n..2 * n, parallel, |r, i| pods.teardown(r, i))?;
     debug_assert_eq!(pods.len(), 2 * n);
     Ok(PeerFigures {
         label: format!("{}+cni", oci.name()),
@@ -255,9 +251,33 @@ fn peer_run(env: &Env, oci: Oci, n: usize, parallel: usize) -> anyhow::Result<Pe
         seq_teardown,
         burst_setup,
         burst_teardown,
-        burst_up_wall,
-        burst_down_wall,
     })
+}
+
+/// The figures the ratios compare, in ms: per pod one after another; per pod
+/// in the burst from its start (or, for the agent, from the pod's sighting) until
+/// the pod was done; and the bursts' wall times.
+struct Side {
+    setup: Vec<f64>,
+    teardown: Vec<f64>,
+    burst_setup: Vec<f64>,
+    burst_teardown: Vec<f64>,
+    up_wall: f64,
+    down_wall: f64,
+}
+
+impl PeerFigures {
+    fn side(&self) -> Side {
+        let done = |b: &peers::Batch| b.done.iter().map(|d| ms(*d)).collect();
+        Side {
+            setup: totals(&self.seq_setup),
+            teardown: totals(&self.seq_teardown),
+            burst_setup: done(&self.burst_setup),
+            burst_teardown: done(&self.burst_teardown),
+            up_wall: ms(self.burst_setup.wall),
+            down_wall: ms(self.burst_teardown.wall),
+        }
+    }
 }
 
 /// p50 and p99 in ms of `values` (any order).
@@ -279,7 +299,8 @@ fn line(label: &str, values: &[f64]) {
 impl PeerFigures {
     fn print(&self) {
         let l = &self.label;
-        line(&format!("{l} setup"), &totals(&self.seq_setup));
+        let side = self.side();
+        line(&format!("{l} setup"), &side.setup);
         let part = |steps: &[Steps], f: fn(&Steps) -> Duration| {
             p50_p99(&steps.iter().map(|s| ms(f(s))).collect::<Vec<_>>()).0
         };
@@ -289,23 +310,34 @@ impl PeerFigures {
             part(&self.seq_setup, |s| s.cni),
             part(&self.seq_setup, |s| s.oci),
         );
-        line(&format!("{l} teardown"), &totals(&self.seq_teardown));
+        line(&format!("{l} teardown"), &side.teardown);
         println!(
             "{l} teardown parts p50 ms: delete -f {:.1}, cni del {:.1}, netns del {:.1}",
             part(&self.seq_teardown, |s| s.oci),
             part(&self.seq_teardown, |s| s.cni),
             part(&self.seq_teardown, |s| s.netns),
         );
-        line(&format!("{l} burst setup"), &totals(&self.burst_setup));
         line(
-            &format!("{l} burst teardown"),
-            &totals(&self.burst_teardown),
+            &format!("{l} burst setup, own work"),
+            &totals(&self.burst_setup.steps),
+        );
+        line(
+            &format!("{l} burst setup, from burst start"),
+            &side.burst_setup,
+        );
+        line(
+            &format!("{l} burst teardown, own work"),
+            &totals(&self.burst_teardown.steps),
+        );
+        line(
+            &format!("{l} burst teardown, from burst start"),
+            &side.burst_teardown,
         );
         println!(
             "{l} burst wall ms: setup {:.0}, teardown {:.0} ({} pods)",
-            ms(self.burst_up_wall),
-            ms(self.burst_down_wall),
-            self.burst_setup.len()
+            side.up_wall,
+            side.down_wall,
+            self.burst_setup.steps.len()
         );
     }
 }
@@ -322,61 +354,74 @@ fn print_bosun(f: &bosun::Figures, peers: &[PeerFigures]) {
         f.burst_down_wall,
         f.burst_setup.len()
     );
-    println!("agent rss MB at 0 pods: {:.1}", f.rss_0);
-    println!("agent rss MB at {} pods: {:.1}", f.full, f.rss_full);
+    println!(
+        "agent rss MB at 0 pods: {:.1} ({} threads)",
+        f.rss_0, f.threads_0
+    );
+    println!(
+        "agent rss MB at {} pods: {:.1} ({} threads)",
+        f.full, f.rss_full, f.threads_full
+    );
     println!("agent rss MB after deleting them: {:.1}", f.rss_after);
+    let side = Side {
+        setup: f.seq_setup.clone(),
+        teardown: f.seq_teardown.clone(),
+        burst_setup: f.burst_setup.clone(),
+        burst_teardown: f.burst_teardown.clone(),
+        up_wall: f.burst_up_wall,
+        down_wall: f.burst_down_wall,
+    };
     for p in peers {
-        print_ratios(
-            "bosun",
-            p,
-            &f.seq_setup,
-            &f.seq_teardown,
-            &f.burst_setup,
-            &f.burst_teardown,
-        );
+        print_ratios("bosun", &side, p);
     }
 }
 
 fn print_runtime(f: &runtime::Figures, peers: &[PeerFigures]) {
     line("bosun runtime sandbox+container setup", &f.seq_setup);
     line("bosun runtime sandbox+container teardown", &f.seq_teardown);
-    line("bosun runtime burst setup", &f.burst_setup);
-    line("bosun runtime burst teardown", &f.burst_teardown);
+    line("bosun runtime burst setup, own work", &f.burst_setup);
+    line(
+        "bosun runtime burst setup, from burst start",
+        &f.burst_setup_done,
+    );
+    line("bosun runtime burst teardown, own work", &f.burst_teardown);
+    line(
+        "bosun runtime burst teardown, from burst start",
+        &f.burst_teardown_done,
+    );
     println!(
         "bosun runtime burst wall ms: setup {:.0}, teardown {:.0} ({} pods)",
         f.burst_up_wall,
         f.burst_down_wall,
         f.burst_setup.len()
     );
+    let side = Side {
+        setup: f.seq_setup.clone(),
+        teardown: f.seq_teardown.clone(),
+        burst_setup: f.burst_setup_done.clone(),
+        burst_teardown: f.burst_teardown_done.clone(),
+        up_wall: f.burst_up_wall,
+        down_wall: f.burst_down_wall,
+    };
     for p in peers {
-        print_ratios(
-            "bosun runtime",
-            p,
-            &f.seq_setup,
-            &f.seq_teardown,
-            &f.burst_setup,
-            &f.burst_teardown,
-        );
+        print_ratios("bosun runtime", &side, p);
     }
 }
 
-/// The p50 ratios of bosun's figures to a baseline's.
-fn print_ratios(
-    label: &str,
-    p: &PeerFigures,
-    setup: &[f64],
-    teardown: &[f64],
-    burst_setup: &[f64],
-    burst_teardown: &[f64],
-) {
-    let r = |a: &[f64], b: &[Steps]| p50_p99(a).0 / p50_p99(&totals(b)).0.max(1e-9);
+/// bosun's figures over a baseline's: p50s, and the bursts' wall times.
+fn print_ratios(label: &str, ours: &Side, p: &PeerFigures) {
+    let theirs = p.side();
+    let r = |a: &[f64], b: &[f64]| p50_p99(a).0 / p50_p99(b).0.max(1e-9);
     println!(
-        "ratio {label}/{} p50: setup {:.2}, teardown {:.2}, burst setup {:.2}, burst teardown {:.2}",
+        "ratio {label}/{} p50: setup {:.2}, teardown {:.2}, burst setup {:.2}, burst teardown {:.2}; \
+         burst wall: setup {:.2}, teardown {:.2}",
         p.label,
-        r(setup, &p.seq_setup),
-        r(teardown, &p.seq_teardown),
-        r(burst_setup, &p.burst_setup),
-        r(burst_teardown, &p.burst_teardown),
+        r(&ours.setup, &theirs.setup),
+        r(&ours.teardown, &theirs.teardown),
+        r(&ours.burst_setup, &theirs.burst_setup),
+        r(&ours.burst_teardown, &theirs.burst_teardown),
+        ours.up_wall / theirs.up_wall.max(1e-9),
+        ours.down_wall / theirs.down_wall.max(1e-9),
     );
 }
 

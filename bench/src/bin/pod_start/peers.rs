@@ -434,19 +434,28 @@ impl Drop for Pods<'_> {
     }
 }
 
+/// What [`run_many`] measured: per pod (in pod order) its own steps and the
+/// time from the start of the batch until it was done (its wait in line
+/// included), and the batch's wall time.
+pub struct Batch {
+    pub steps: Vec<Steps>,
+    pub done: Vec<Duration>,
+    pub wall: Duration,
+}
+
 /// Runs `op` on pods `range` with `parallel` workers, each with its own
-/// [`Runner`]; returns the per-pod results in pod order and the wall time.
+/// [`Runner`].
 pub fn run_many<F>(
     oci: Oci,
     range: std::ops::Range<usize>,
     parallel: usize,
     op: F,
-) -> anyhow::Result<(Vec<Steps>, Duration)>
+) -> anyhow::Result<Batch>
 where
     F: Fn(&mut Runner, usize) -> anyhow::Result<Steps> + Sync,
 {
     let next = AtomicUsize::new(range.start);
-    let results: Mutex<Vec<(usize, Steps)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, Steps, Duration)>> = Mutex::new(Vec::new());
     let started = Instant::now();
     std::thread::scope(|s| -> anyhow::Result<()> {
         let workers: Vec<_> = (0..parallel.max(1))
@@ -462,10 +471,11 @@ where
                             bail!("interrupted");
                         }
                         let steps = op(&mut runner, i)?;
+                        let done = started.elapsed();
                         results
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .push((i, steps));
+                            .push((i, steps, done));
                     }
                 })
             })
@@ -478,10 +488,14 @@ where
         }
         Ok(())
     })?;
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|(i, _)| *i);
-    Ok((results.into_iter().map(|(_, s)| s).collect(), elapsed))
+    results.sort_by_key(|(i, _, _)| *i);
+    Ok(Batch {
+        steps: results.iter().map(|(_, s, _)| *s).collect(),
+        done: results.iter().map(|(_, _, d)| *d).collect(),
+        wall,
+    })
 }
 
 /// What making the crun helper's mount namespace costs per call (the price of

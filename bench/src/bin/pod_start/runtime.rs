@@ -30,13 +30,16 @@ pub struct Options {
     pub parallel: usize,
 }
 
-/// Per-pod times in ms.
+/// Per-pod times in ms; for the bursts also from the burst's start until each
+/// pod was done.
 #[derive(Default)]
 pub struct Figures {
     pub seq_setup: Vec<f64>,
     pub seq_teardown: Vec<f64>,
     pub burst_setup: Vec<f64>,
     pub burst_teardown: Vec<f64>,
+    pub burst_setup_done: Vec<f64>,
+    pub burst_teardown_done: Vec<f64>,
     pub burst_up_wall: f64,
     pub burst_down_wall: f64,
 }
@@ -153,12 +156,13 @@ fn remove_cgroup_tree(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// Runs `op` on pods `range` with `parallel` threads; per-pod ms and wall ms.
+/// Runs `op` on pods `range` with `parallel` threads: per-pod ms of its own
+/// work, per-pod ms from the start until it was done, and the wall ms.
 fn run_many(
     range: std::ops::Range<usize>,
     parallel: usize,
     op: impl Fn(usize) -> anyhow::Result<f64> + Sync,
-) -> anyhow::Result<(Vec<f64>, f64)> {
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, f64)> {
     let next = AtomicUsize::new(range.start);
     let out = Mutex::new(Vec::new());
     let started = Instant::now();
@@ -175,7 +179,10 @@ fn run_many(
                             bail!("interrupted");
                         }
                         let ms = op(i)?;
-                        out.lock().unwrap_or_else(|e| e.into_inner()).push(ms);
+                        let done = started.elapsed().as_secs_f64() * 1000.0;
+                        out.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((ms, done));
                     }
                 })
             })
@@ -189,7 +196,12 @@ fn run_many(
         Ok(())
     })?;
     let wall = started.elapsed().as_secs_f64() * 1000.0;
-    Ok((out.into_inner().unwrap_or_else(|e| e.into_inner()), wall))
+    let out: Vec<(f64, f64)> = out.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok((
+        out.iter().map(|(ms, _)| *ms).collect(),
+        out.iter().map(|(_, done)| *done).collect(),
+        wall,
+    ))
 }
 
 pub fn run(opts: Options) -> anyhow::Result<Figures> {
@@ -212,9 +224,11 @@ pub fn run(opts: Options) -> anyhow::Result<Figures> {
         ids: (0..2 * n).map(|_| Mutex::new(None)).collect(),
     };
     let mut f = Figures::default();
-    (f.seq_setup, _) = run_many(0..n, 1, |i| pods.setup(i))?;
-    (f.burst_setup, f.burst_up_wall) = run_many(n..2 * n, parallel, |i| pods.setup(i))?;
-    (f.seq_teardown, _) = run_many(0..n, 1, |i| pods.teardown(i))?;
-    (f.burst_teardown, f.burst_down_wall) = run_many(n..2 * n, parallel, |i| pods.teardown(i))?;
+    (f.seq_setup, _, _) = run_many(0..n, 1, |i| pods.setup(i))?;
+    (f.burst_setup, f.burst_setup_done, f.burst_up_wall) =
+        run_many(n..2 * n, parallel, |i| pods.setup(i))?;
+    (f.seq_teardown, _, _) = run_many(0..n, 1, |i| pods.teardown(i))?;
+    (f.burst_teardown, f.burst_teardown_done, f.burst_down_wall) =
+        run_many(n..2 * n, parallel, |i| pods.teardown(i))?;
     Ok(f)
 }
