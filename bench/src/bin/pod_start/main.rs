@@ -128,34 +128,40 @@ fn main() -> anyhow::Result<()> {
         bail!("--tag must be bt<digits>, not {tag:?}");
     }
 
-    let mut peer_figures = Vec::new();
-    if !args.no_peers {
+    let env = if args.no_peers {
+        None
+    } else {
         let env = prepare(&args, &tag)?;
         let overhead = peers::unshare_overhead(20)?;
         println!(
             "crun helper: one mount namespace per call would add p50 ms: {:.1}",
             ms(overhead)
         );
-        for oci in [Oci::Runc, Oci::Crun] {
-            let f = peer_run(&env, oci, args.pods, args.parallel)
-                .with_context(|| format!("the {} baseline", oci.name()))?;
-            f.print();
-            peer_figures.push(f);
-        }
+        Some(env)
+    };
+    let rt = match &args.bosun {
+        Some(bosun) => Some(runtime::Pods::new(
+            runtime::Options {
+                tag: tag.clone(),
+                scratch: args.scratch.clone(),
+                rootfs: args.rootfs.clone(),
+                bosun: bosun.clone(),
+                cgroup_root: args.cgroup_root.clone(),
+            },
+            2 * args.pods,
+        )?),
+        None => None,
+    };
+    let figures = local_run(env.as_ref(), rt.as_ref(), args.pods, args.parallel)?;
+    drop(rt);
+    for f in &figures {
+        f.print();
     }
-
-    if let Some(bosun) = &args.bosun {
-        let f = runtime::run(runtime::Options {
-            tag: tag.clone(),
-            scratch: args.scratch.clone(),
-            rootfs: args.rootfs.clone(),
-            bosun: bosun.clone(),
-            cgroup_root: args.cgroup_root.clone(),
-            pods: args.pods,
-            parallel: args.parallel,
-        })
-        .context("the runtime library part")?;
-        print_runtime(&f, &peer_figures);
+    let peer_figures: Vec<&Figures> = figures.iter().filter(|f| f.runtime.is_some()).collect();
+    if let Some(rt) = figures.iter().find(|f| f.runtime.is_none()) {
+        for p in &peer_figures {
+            print_ratios("bosun runtime", &rt.side(), p);
+        }
     }
 
     if let Some(kubeconfig) = &args.kubeconfig {
@@ -229,29 +235,138 @@ fn prepare(args: &Args, tag: &str) -> anyhow::Result<Env> {
     })
 }
 
-/// One baseline's figures.
-struct PeerFigures {
+/// One contender's figures: a baseline (with its OCI runtime) or the agent's
+/// runtime library.
+struct Figures {
     label: String,
+    runtime: Option<Oci>,
     seq_setup: Vec<Steps>,
     seq_teardown: Vec<Steps>,
     burst_setup: peers::Batch,
     burst_teardown: peers::Batch,
 }
 
-fn peer_run(env: &Env, oci: Oci, n: usize, parallel: usize) -> anyhow::Result<PeerFigures> {
-    let pods = Pods::new(env, oci, 2 * n)?;
-    let seq_setup = peers::run_many(oci, 0..n, 1, |r, i| pods.setup(r, i))?.steps;
-    let burst_setup = peers::run_many(oci, n..2 * n, parallel, |r, i| pods.setup(r, i))?;
-    let seq_teardown = peers::run_many(oci, 0..n, 1, |r, i| pods.teardown(r, i))?.steps;
-    let burst_teardown = peers::run_many(oci, n..2 * n, parallel, |r, i| pods.teardown(r, i))?;
-    debug_assert_eq!(pods.len(), 2 * n);
-    Ok(PeerFigures {
-        label: format!("{}+cni", oci.name()),
-        seq_setup,
-        seq_teardown,
-        burst_setup,
-        burst_teardown,
-    })
+/// A contender being measured.
+enum Contender<'a> {
+    Peer(Oci, Pods<'a>),
+    Runtime(&'a runtime::Pods),
+}
+
+/// A contender's per-worker state.
+enum Worker {
+    Peer(peers::Runner),
+    Runtime,
+}
+
+impl Contender<'_> {
+    fn label(&self) -> String {
+        match self {
+            Contender::Peer(oci, _) => format!("{}+cni", oci.name()),
+            Contender::Runtime(_) => "bosun runtime".to_string(),
+        }
+    }
+
+    fn worker(&self) -> anyhow::Result<Worker> {
+        Ok(match self {
+            Contender::Peer(oci, _) => Worker::Peer(peers::Runner::new(*oci)?),
+            Contender::Runtime(_) => Worker::Runtime,
+        })
+    }
+
+    fn setup(&self, w: &mut Worker, i: usize) -> anyhow::Result<Steps> {
+        match (self, w) {
+            (Contender::Peer(_, pods), Worker::Peer(r)) => pods.setup(r, i),
+            (Contender::Runtime(rt), _) => rt.setup(i),
+            _ => bail!("a worker of another contender"),
+        }
+    }
+
+    fn teardown(&self, w: &mut Worker, i: usize) -> anyhow::Result<Steps> {
+        match (self, w) {
+            (Contender::Peer(_, pods), Worker::Peer(r)) => pods.teardown(r, i),
+            (Contender::Runtime(rt), _) => rt.teardown(i),
+            _ => bail!("a worker of another contender"),
+        }
+    }
+}
+
+/// Measures the baselines and the runtime library. The one-after-another
+/// phases are interleaved pod by pod (the order rotating), so that all see the
+/// same machine even when its load changes; each burst runs alone.
+fn local_run(
+    env: Option<&Env>,
+    rt: Option<&runtime::Pods>,
+    n: usize,
+    parallel: usize,
+) -> anyhow::Result<Vec<Figures>> {
+    let mut contenders = Vec::new();
+    if let Some(env) = env {
+        for oci in [Oci::Runc, Oci::Crun] {
+            contenders.push(Contender::Peer(oci, Pods::new(env, oci, 2 * n)?));
+        }
+    }
+    if let Some(rt) = rt {
+        contenders.push(Contender::Runtime(rt));
+    }
+    let k = contenders.len();
+    let mut workers = contenders
+        .iter()
+        .map(Contender::worker)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut seq_setup = vec![Vec::new(); k];
+    let mut seq_teardown = vec![Vec::new(); k];
+    for i in 0..n {
+        for j in 0..k {
+            let c = (i + j) % k;
+            if stopped() {
+                bail!("interrupted");
+            }
+            let steps = contenders[c]
+                .setup(&mut workers[c], i)
+                .with_context(|| contenders[c].label())?;
+            seq_setup[c].push(steps);
+        }
+    }
+    let mut burst_setup = Vec::new();
+    for c in &contenders {
+        let b = peers::run_many(n..2 * n, parallel, || c.worker(), |w, i| c.setup(w, i))
+            .with_context(|| c.label())?;
+        burst_setup.push(b);
+    }
+    for i in 0..n {
+        for j in 0..k {
+            let c = (i + j) % k;
+            if stopped() {
+                bail!("interrupted");
+            }
+            let steps = contenders[c]
+                .teardown(&mut workers[c], i)
+                .with_context(|| contenders[c].label())?;
+            seq_teardown[c].push(steps);
+        }
+    }
+    let mut out = Vec::new();
+    for ((c, (setup, teardown)), burst_up) in contenders
+        .iter()
+        .zip(seq_setup.into_iter().zip(seq_teardown))
+        .zip(burst_setup)
+    {
+        let burst_down =
+            peers::run_many(n..2 * n, parallel, || c.worker(), |w, i| c.teardown(w, i))
+                .with_context(|| c.label())?;
+        out.push(Figures {
+            label: c.label(),
+            runtime: match c {
+                Contender::Peer(oci, _) => Some(*oci),
+                Contender::Runtime(_) => None,
+            },
+            seq_setup: setup,
+            seq_teardown: teardown,
+            burst_setup: burst_up,
+            burst_teardown: burst_down,
+        });
+    }
+    Ok(out)
 }
 
 /// The figures the ratios compare, in ms: per pod one after another; per pod
@@ -266,7 +381,7 @@ struct Side {
     down_wall: f64,
 }
 
-impl PeerFigures {
+impl Figures {
     fn side(&self) -> Side {
         let done = |b: &peers::Batch| b.done.iter().map(|d| ms(*d)).collect();
         Side {
@@ -296,27 +411,35 @@ fn line(label: &str, values: &[f64]) {
     println!("{label} p50/p99 ms: {p50:.1} / {p99:.1}");
 }
 
-impl PeerFigures {
+impl Figures {
     fn print(&self) {
         let l = &self.label;
         let side = self.side();
-        line(&format!("{l} setup"), &side.setup);
         let part = |steps: &[Steps], f: fn(&Steps) -> Duration| {
             p50_p99(&steps.iter().map(|s| ms(f(s))).collect::<Vec<_>>()).0
         };
-        println!(
-            "{l} setup parts p50 ms: netns {:.1}, cni add {:.1}, run -d {:.1}",
-            part(&self.seq_setup, |s| s.netns),
-            part(&self.seq_setup, |s| s.cni),
-            part(&self.seq_setup, |s| s.oci),
-        );
-        line(&format!("{l} teardown"), &side.teardown);
-        println!(
-            "{l} teardown parts p50 ms: delete -f {:.1}, cni del {:.1}, netns del {:.1}",
-            part(&self.seq_teardown, |s| s.oci),
-            part(&self.seq_teardown, |s| s.cni),
-            part(&self.seq_teardown, |s| s.netns),
-        );
+        match self.runtime {
+            Some(_) => {
+                line(&format!("{l} setup"), &side.setup);
+                println!(
+                    "{l} setup parts p50 ms: netns {:.1}, cni add {:.1}, run -d {:.1}",
+                    part(&self.seq_setup, |s| s.netns),
+                    part(&self.seq_setup, |s| s.cni),
+                    part(&self.seq_setup, |s| s.oci),
+                );
+                line(&format!("{l} teardown"), &side.teardown);
+                println!(
+                    "{l} teardown parts p50 ms: delete -f {:.1}, cni del {:.1}, netns del {:.1}",
+                    part(&self.seq_teardown, |s| s.oci),
+                    part(&self.seq_teardown, |s| s.cni),
+                    part(&self.seq_teardown, |s| s.netns),
+                );
+            }
+            None => {
+                line(&format!("{l} sandbox+container setup"), &side.setup);
+                line(&format!("{l} sandbox+container teardown"), &side.teardown);
+            }
+        }
         line(
             &format!("{l} burst setup, own work"),
             &totals(&self.burst_setup.steps),
@@ -342,7 +465,7 @@ impl PeerFigures {
     }
 }
 
-fn print_bosun(f: &bosun::Figures, peers: &[PeerFigures]) {
+fn print_bosun(f: &bosun::Figures, peers: &[&Figures]) {
     line("bosun seen->running", &f.seq_setup);
     line("bosun client create->running", &f.seq_client);
     line("bosun teardown", &f.seq_teardown);
@@ -376,40 +499,8 @@ fn print_bosun(f: &bosun::Figures, peers: &[PeerFigures]) {
     }
 }
 
-fn print_runtime(f: &runtime::Figures, peers: &[PeerFigures]) {
-    line("bosun runtime sandbox+container setup", &f.seq_setup);
-    line("bosun runtime sandbox+container teardown", &f.seq_teardown);
-    line("bosun runtime burst setup, own work", &f.burst_setup);
-    line(
-        "bosun runtime burst setup, from burst start",
-        &f.burst_setup_done,
-    );
-    line("bosun runtime burst teardown, own work", &f.burst_teardown);
-    line(
-        "bosun runtime burst teardown, from burst start",
-        &f.burst_teardown_done,
-    );
-    println!(
-        "bosun runtime burst wall ms: setup {:.0}, teardown {:.0} ({} pods)",
-        f.burst_up_wall,
-        f.burst_down_wall,
-        f.burst_setup.len()
-    );
-    let side = Side {
-        setup: f.seq_setup.clone(),
-        teardown: f.seq_teardown.clone(),
-        burst_setup: f.burst_setup_done.clone(),
-        burst_teardown: f.burst_teardown_done.clone(),
-        up_wall: f.burst_up_wall,
-        down_wall: f.burst_down_wall,
-    };
-    for p in peers {
-        print_ratios("bosun runtime", &side, p);
-    }
-}
-
 /// bosun's figures over a baseline's: p50s, and the bursts' wall times.
-fn print_ratios(label: &str, ours: &Side, p: &PeerFigures) {
+fn print_ratios(label: &str, ours: &Side, p: &Figures) {
     let theirs = p.side();
     let r = |a: &[f64], b: &[f64]| p50_p99(a).0 / p50_p99(b).0.max(1e-9);
     println!(

@@ -285,10 +285,6 @@ impl<'a> Pods<'a> {
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.made.len()
-    }
-
     fn netns_name(&self, i: usize) -> String {
         format!("{}{}{i}", self.env.tag, &self.oci.name()[..1])
     }
@@ -443,16 +439,16 @@ pub struct Batch {
     pub wall: Duration,
 }
 
-/// Runs `op` on pods `range` with `parallel` workers, each with its own
-/// [`Runner`].
-pub fn run_many<F>(
-    oci: Oci,
+/// Runs `op` on pods `range` with `parallel` workers, each with its own state
+/// from `make` (a [`Runner`] for the baselines).
+pub fn run_many<R, F>(
     range: std::ops::Range<usize>,
     parallel: usize,
+    make: impl Fn() -> anyhow::Result<R> + Sync,
     op: F,
 ) -> anyhow::Result<Batch>
 where
-    F: Fn(&mut Runner, usize) -> anyhow::Result<Steps> + Sync,
+    F: Fn(&mut R, usize) -> anyhow::Result<Steps> + Sync,
 {
     let next = AtomicUsize::new(range.start);
     let results: Mutex<Vec<(usize, Steps, Duration)>> = Mutex::new(Vec::new());
@@ -461,7 +457,7 @@ where
         let workers: Vec<_> = (0..parallel.max(1))
             .map(|_| {
                 s.spawn(|| -> anyhow::Result<()> {
-                    let mut runner = Runner::new(oci)?;
+                    let mut state = make()?;
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= range.end {
@@ -470,7 +466,7 @@ where
                         if stopped() {
                             bail!("interrupted");
                         }
-                        let steps = op(&mut runner, i)?;
+                        let steps = op(&mut state, i)?;
                         let done = started.elapsed();
                         results
                             .lock()

@@ -2,22 +2,21 @@
 //! kubelet's status writes or the image store: `create_sandbox` +
 //! `start_container` of the busybox `sleep` pod ("sandbox+container setup"), and
 //! `stop_container` (grace 0, as `delete -f`) + `remove_sandbox` ("teardown"),
-//! with the same N-one-after-another-then-N-as-a-burst pattern as the baselines.
+//! in the same pattern as the baselines (and interleaved with them).
 //!
 //! Its pods live under the scratch dir and the cgroup parent `<tag>t`; the
 //! guard removes every sandbox and that cgroup parent whatever happened.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use agent::runtime::spec::{self, SpecInput};
 use agent::runtime::{ContainerSpec, Runtime, RuntimeConfig, SandboxSpec};
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 
-use crate::stopped;
+use crate::peers::Steps;
 
 pub struct Options {
     pub tag: String,
@@ -26,25 +25,10 @@ pub struct Options {
     /// The bosun binary, run by the runtime as its shim.
     pub bosun: PathBuf,
     pub cgroup_root: PathBuf,
-    pub pods: usize,
-    pub parallel: usize,
 }
 
-/// Per-pod times in ms; for the bursts also from the burst's start until each
-/// pod was done.
-#[derive(Default)]
-pub struct Figures {
-    pub seq_setup: Vec<f64>,
-    pub seq_teardown: Vec<f64>,
-    pub burst_setup: Vec<f64>,
-    pub burst_teardown: Vec<f64>,
-    pub burst_setup_done: Vec<f64>,
-    pub burst_teardown_done: Vec<f64>,
-    pub burst_up_wall: f64,
-    pub burst_down_wall: f64,
-}
-
-struct Pods {
+/// The runtime part's pods: their runtime, the container id of each started one.
+pub struct Pods {
     rt: Runtime,
     opts: Options,
     parent: String,
@@ -57,7 +41,8 @@ impl Pods {
         format!("{}t{i}", self.opts.tag)
     }
 
-    fn setup(&self, i: usize) -> anyhow::Result<f64> {
+    /// `create_sandbox` + `start_container` of pod `i`.
+    pub fn setup(&self, i: usize) -> anyhow::Result<Steps> {
         let uid = self.uid(i);
         let name = format!("pod-{i}");
         let t0 = Instant::now();
@@ -110,12 +95,16 @@ impl Pods {
                 },
             )
             .with_context(|| format!("starting the container of {uid}"))?;
-        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let took = t0.elapsed();
         *self.ids[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(info.id);
-        Ok(ms)
+        Ok(Steps {
+            oci: took,
+            ..Steps::default()
+        })
     }
 
-    fn teardown(&self, i: usize) -> anyhow::Result<f64> {
+    /// `stop_container` (grace 0) + `remove_sandbox` of pod `i`.
+    pub fn teardown(&self, i: usize) -> anyhow::Result<Steps> {
         let uid = self.uid(i);
         let id = self.ids[i].lock().unwrap_or_else(|e| e.into_inner()).take();
         let t0 = Instant::now();
@@ -127,7 +116,10 @@ impl Pods {
         self.rt
             .remove_sandbox(&uid)
             .with_context(|| format!("removing sandbox {uid}"))?;
-        Ok(t0.elapsed().as_secs_f64() * 1000.0)
+        Ok(Steps {
+            oci: t0.elapsed(),
+            ..Steps::default()
+        })
     }
 }
 
@@ -156,79 +148,23 @@ fn remove_cgroup_tree(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// Runs `op` on pods `range` with `parallel` threads: per-pod ms of its own
-/// work, per-pod ms from the start until it was done, and the wall ms.
-fn run_many(
-    range: std::ops::Range<usize>,
-    parallel: usize,
-    op: impl Fn(usize) -> anyhow::Result<f64> + Sync,
-) -> anyhow::Result<(Vec<f64>, Vec<f64>, f64)> {
-    let next = AtomicUsize::new(range.start);
-    let out = Mutex::new(Vec::new());
-    let started = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let workers: Vec<_> = (0..parallel.max(1))
-            .map(|_| {
-                s.spawn(|| -> anyhow::Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= range.end {
-                            return Ok(());
-                        }
-                        if stopped() {
-                            bail!("interrupted");
-                        }
-                        let ms = op(i)?;
-                        let done = started.elapsed().as_secs_f64() * 1000.0;
-                        out.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((ms, done));
-                    }
-                })
-            })
-            .collect();
-        for w in workers {
-            match w.join() {
-                Ok(r) => r?,
-                Err(_) => bail!("a worker panicked"),
-            }
-        }
-        Ok(())
-    })?;
-    let wall = started.elapsed().as_secs_f64() * 1000.0;
-    let out: Vec<(f64, f64)> = out.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok((
-        out.iter().map(|(ms, _)| *ms).collect(),
-        out.iter().map(|(_, done)| *done).collect(),
-        wall,
-    ))
-}
-
-pub fn run(opts: Options) -> anyhow::Result<Figures> {
-    let parent = format!("{}t", opts.tag);
-    let rt = Runtime::new(RuntimeConfig {
-        pods_dir: opts.scratch.join("runtime/pods"),
-        log_root: opts.scratch.join("runtime/logs"),
-        cgroup_root: opts.cgroup_root.clone(),
-        cgroup_parent: parent.clone(),
-        shim_exe: opts.bosun.clone(),
-        log_max_size: 10 << 20,
-    })
-    .context("starting the runtime")?;
-    let n = opts.pods;
-    let parallel = opts.parallel;
-    let pods = Pods {
-        rt,
-        opts,
-        parent,
-        ids: (0..2 * n).map(|_| Mutex::new(None)).collect(),
-    };
-    let mut f = Figures::default();
-    (f.seq_setup, _, _) = run_many(0..n, 1, |i| pods.setup(i))?;
-    (f.burst_setup, f.burst_setup_done, f.burst_up_wall) =
-        run_many(n..2 * n, parallel, |i| pods.setup(i))?;
-    (f.seq_teardown, _, _) = run_many(0..n, 1, |i| pods.teardown(i))?;
-    (f.burst_teardown, f.burst_teardown_done, f.burst_down_wall) =
-        run_many(n..2 * n, parallel, |i| pods.teardown(i))?;
-    Ok(f)
+impl Pods {
+    pub fn new(opts: Options, count: usize) -> anyhow::Result<Pods> {
+        let parent = format!("{}t", opts.tag);
+        let rt = Runtime::new(RuntimeConfig {
+            pods_dir: opts.scratch.join("runtime/pods"),
+            log_root: opts.scratch.join("runtime/logs"),
+            cgroup_root: opts.cgroup_root.clone(),
+            cgroup_parent: parent.clone(),
+            shim_exe: opts.bosun.clone(),
+            log_max_size: 10 << 20,
+        })
+        .context("starting the runtime")?;
+        Ok(Pods {
+            rt,
+            opts,
+            parent,
+            ids: (0..count).map(|_| Mutex::new(None)).collect(),
+        })
+    }
 }
