@@ -89,6 +89,24 @@ spec:
     )
 }
 
+fn crash_pod(node: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crash
+spec:
+  nodeName: {node}
+  containers:
+  - name: crash
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo run; exit 3"]
+"#
+    )
+}
+
 /// CapEff as a bit mask, from a `CapEff:\t00000000a80425fb` line.
 fn cap_eff(logs: &str) -> u64 {
     let line = logs
@@ -199,6 +217,62 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
     assert!(spec["num_cores"].as_u64().unwrap() >= 1);
     assert!(spec["memory_capacity"].as_u64().unwrap() > 0);
 
+    let summary: Value = serde_json::from_str(
+        &host
+            .curl(&format!("http://{}:10255/stats/summary", host.ip))
+            .unwrap(),
+    )
+    .unwrap();
+    let web = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["podRef"]["name"] == "web")
+        .unwrap_or_else(|| panic!("no web pod in the summary: {summary}"));
+    assert!(
+        web["containers"][0]["memory"]["workingSetBytes"].as_u64() > Some(0),
+        "{web}"
+    );
+
+    // kubectl logs -f streams (and is ended by us).
+    let mut follow = master
+        .in_netns(&kubectl_bin())
+        .arg("--kubeconfig")
+        .arg(master.kubeconfig())
+        .args(["logs", "-f", "web"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("ready") {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        seen.contains("hostname=web"),
+        "kubectl logs -f gave {seen:?}"
+    );
+
+    // A crashing container: restarted, and --previous shows the run before.
+    apply(&master, &crash_pod("node-a"));
+    eventually(60, "the crasher to have restarted", || {
+        let p = pod_json(&master, "crash")?;
+        (p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)).then_some(())
+    });
+    let previous = stdout(&master.kubectl(&["logs", "crash", "--previous"]));
+    assert_eq!(previous.trim(), "run", "kubectl logs --previous");
+    let p = pod_json(&master, "crash").unwrap();
+    let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 3, "{p}");
+    assert_eq!(last["reason"], "Error");
+
     // A container over its memory limit is OOM-killed and restarted with back-off.
     apply(&master, &oom_pod("node-a"));
     let hog = eventually(90, "the hog to be OOMKilled and restarted", || {
@@ -246,6 +320,22 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
         "logs lost over the agent restart: {logs}"
     );
 
+    // A pod deleted while the agent is down is cleaned up when it comes back.
+    let crash = pod_json(&master, "crash").unwrap();
+    let crash_uid = crash["metadata"]["uid"].as_str().unwrap().to_string();
+    agent.kill();
+    ok(master.kubectl(&["delete", "pod", "crash", "--force", "--grace-period=0"]));
+    assert!(agent.data_dir().join("pods").join(&crash_uid).exists());
+    agent.spawn();
+    let removed = common::poll(30, || {
+        !agent.data_dir().join("pods").join(&crash_uid).exists()
+    });
+    assert!(
+        removed,
+        "the restarted agent left the deleted pod's state: {}",
+        agent.log_text()
+    );
+
     // Deleting the pods removes every kernel object they had.
     ok(master.kubectl(&[
         "delete",
@@ -291,11 +381,95 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
         last = format!("pods {pods:?} logs {logs:?} cgroups {cgroups:?} mounts {mounts:?}");
         pods.is_empty() && logs.is_empty() && cgroups.is_empty() && mounts.is_empty()
     });
-    assert!(gone, "left behind after deleting the pods: {last}");
+    assert!(
+        gone,
+        "left behind after deleting the pods: {last}\nagent log:\n{}",
+        agent.log_text()
+    );
     let links = Command::new("ip")
         .args(["-n", &host.name, "-o", "link"])
         .output()
         .unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert_eq!(links.lines().count(), 3, "links left in the host: {links}");
+}
+
+#[test]
+fn two_agents_on_one_machine_do_not_collide() {
+    if !require_root("the two-agent e2e test")
+        || !require_tool(&kubectl_bin(), "kubectl drives the cluster")
+        || !require_tool(
+            std::path::Path::new("/bin/busybox"),
+            "the test image is made from busybox-static",
+        )
+    {
+        return;
+    }
+    let (host_a, host_b) = TestHost::pair();
+    let master = Master::start_in(&host_a, &[]);
+    let agent_a = Agent::start(&master, &host_a, "node-a");
+    let agent_b = Agent::start(&master, &host_b, "node-b");
+    import_busybox(&agent_a);
+    import_busybox(&agent_b);
+    eventually(60, "both nodes to be Ready", || {
+        let out = master.kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}",
+        ]);
+        (stdout(&out).trim() == "True True").then_some(())
+    });
+    // The same pod name in two namespaces, one on each node.
+    ok(master.kubectl(&["create", "namespace", "other"]));
+    apply(&master, &httpd_pod("node-a"));
+    let other = httpd_pod("node-b").replace("  name: web\n", "  name: web\n  namespace: other\n");
+    apply(&master, &other);
+    for ns in ["default", "other"] {
+        eventually(60, "both pods to run", || {
+            let out = master.kubectl(&[
+                "get",
+                "pod",
+                "web",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.status.phase}",
+            ]);
+            (stdout(&out) == "Running").then_some(())
+        });
+    }
+    let logs = eventually(30, "logs from the second node", || {
+        let text = stdout(&master.kubectl(&["logs", "web", "-n", "other"]));
+        text.contains("ready").then_some(text)
+    });
+    assert!(logs.contains("hostname=web"), "{logs}");
+    // Each agent's pods live under its own cgroup parent and data dir.
+    let pods_of = |a: &Agent| {
+        a.cgroup_dirs()
+            .into_iter()
+            .filter(|d| {
+                d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("pod"))
+            })
+            .filter_map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(pods_of(&agent_a).len(), 1);
+    assert_eq!(pods_of(&agent_b).len(), 1);
+    assert!(pods_of(&agent_a).is_disjoint(&pods_of(&agent_b)));
+    // Deleting one node's pod leaves the other's running.
+    ok(master.kubectl(&["delete", "pod", "web", "--wait=true", "--timeout=60s"]));
+    let out = master.kubectl(&[
+        "get",
+        "pod",
+        "web",
+        "-n",
+        "other",
+        "-o",
+        "jsonpath={.status.phase}",
+    ]);
+    assert_eq!(stdout(&out), "Running");
+    assert!(pods_of(&agent_a).is_empty());
+    assert_eq!(pods_of(&agent_b).len(), 1);
 }

@@ -88,6 +88,37 @@ impl TestHost {
         host
     }
 
+    /// Two hosts on one link: `eth0` of each is an end of the same veth pair,
+    /// addresses `10.254.<n>.1/24` and `10.254.<n>.2/24`.
+    pub fn pair() -> (TestHost, TestHost) {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 250 + 1;
+        let make = |ip: String| {
+            let name = unique("h");
+            run(Command::new("ip").args(["netns", "add", &name]));
+            run(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+            TestHost { name, ip }
+        };
+        let a = make(format!("10.254.{n}.1"));
+        let b = make(format!("10.254.{n}.2"));
+        run(Command::new("ip").args([
+            "-n", &a.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+            &b.name,
+        ]));
+        for h in [&a, &b] {
+            run(Command::new("ip").args([
+                "-n",
+                &h.name,
+                "addr",
+                "add",
+                &format!("{}/24", h.ip),
+                "dev",
+                "eth0",
+            ]));
+            run(Command::new("ip").args(["-n", &h.name, "link", "set", "eth0", "up"]));
+        }
+        (a, b)
+    }
+
     pub fn netns_path(&self) -> PathBuf {
         PathBuf::from("/run/netns").join(&self.name)
     }
@@ -285,7 +316,10 @@ impl Agent {
                 let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
                 for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
                     any = true;
-                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    let _ = Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .stderr(Stdio::null())
+                        .status();
                 }
             }
             if !any || Instant::now() > deadline {

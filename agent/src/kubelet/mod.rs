@@ -117,7 +117,8 @@ pub async fn run(shared: Arc<Shared>) {
     };
     let mut found: HashMap<String, FoundPod> =
         found.into_iter().map(|p| (p.uid.clone(), p)).collect();
-    tracing::info!(pods = found.len(), "pods found on disk");
+    let uids: Vec<&str> = found.keys().map(String::as_str).collect();
+    tracing::info!(pods = found.len(), uids = ?uids, "pods found on disk");
 
     let (tx, mut rx) = mpsc::channel(64);
     let query = format!(

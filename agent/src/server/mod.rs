@@ -176,6 +176,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) enum Port {
     ReadOnly,
     Authenticated,
+    /// The authenticated port, for a client outside [`tls::ALLOWED_GROUP`].
+    Denied,
 }
 
 /// Serves the read-only port on `listener` until `shutdown` resolves; then stops
@@ -243,6 +245,8 @@ async fn serve(
                             }
                             Err(_) => return,
                         };
+                    let allowed = tls::client_allowed(stream.get_ref().1.peer_certificates());
+                    let port = if allowed { port } else { Port::Denied };
                     serve_connection(TokioIo::new(stream), ctx, port, peer).await
                 }
             }

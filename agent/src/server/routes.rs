@@ -95,6 +95,12 @@ pub(crate) async fn handle(
     port: Port,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    if port == Port::Denied {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "Forbidden: only the master (group system:masters) may use this port",
+        );
+    }
     let route = route(req.uri().path());
     if route == Route::NotFound {
         return plain(StatusCode::NOT_FOUND, "404 page not found");

@@ -323,11 +323,19 @@ impl Pki {
         }
     }
 
-    /// (cert PEM, key PEM) for `cn`, with `sans`.
+    /// (cert PEM, key PEM) for `cn` in group `system:masters`, with `sans`.
     fn leaf(&self, cn: &str, sans: &[&str]) -> (String, String) {
+        self.leaf_in(cn, Some("system:masters"), sans)
+    }
+
+    /// (cert PEM, key PEM) for `cn` in `group`, with `sans`.
+    fn leaf_in(&self, cn: &str, group: Option<&str>, sans: &[&str]) -> (String, String) {
         let mut params =
             CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
+        if let Some(g) = group {
+            params.distinguished_name.push(DnType::OrganizationName, g);
+        }
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -406,6 +414,16 @@ async fn authenticated_port_requires_a_cluster_client_cert_and_streams_logs() {
     let stranger = client_config(&cluster, Some(other.leaf("bosun:master", &[])));
     let r = tls_request(s.addr, stranger, "/healthz").await;
     assert!(r.is_err(), "served a certificate of another CA");
+
+    // A node's certificate is the cluster's, but nodes may not read each other.
+    let node = client_config(
+        &cluster,
+        Some(cluster.leaf_in("system:node:b", Some("system:nodes"), &[])),
+    );
+    let r = tls_request(s.addr, node, "/containerLogs/default/web/app")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     let good = client_config(&cluster, Some(cluster.leaf("bosun:master", &[])));
     let r = tls_request(s.addr, good.clone(), "/healthz").await.unwrap();

@@ -66,3 +66,23 @@ pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ServerCon
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// The group whose members may use the authenticated port: the master's
+/// client certificate (and the cluster admin's) carry it; nodes' do not, so
+/// one node cannot read another node's logs.
+pub const ALLOWED_GROUP: &str = "system:masters";
+
+/// Whether the client that presented `chain` (leaf first) may use the port.
+pub fn client_allowed(chain: Option<&[CertificateDer<'_>]>) -> bool {
+    let Some(leaf) = chain.and_then(|c| c.first()) else {
+        return false;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+        return false;
+    };
+    let allowed = cert
+        .subject()
+        .iter_organization()
+        .any(|o| o.as_str().is_ok_and(|o| o == ALLOWED_GROUP));
+    allowed
+}
