@@ -158,6 +158,7 @@ impl Pods {
             cgroup_parent: parent.clone(),
             shim_exe: opts.bosun.clone(),
             log_max_size: 10 << 20,
+            pod_pids_limit: None,
         })
         .context("starting the runtime")?;
         Ok(Pods {
