@@ -49,6 +49,10 @@ pub struct Figures {
     pub threads_0: u32,
     pub threads_full: u32,
     pub rss_after: f64,
+    /// At full load once the agent has settled (its idle blocking threads,
+    /// kept 10 s, are gone).
+    pub rss_settled: f64,
+    pub threads_settled: u32,
     pub full: usize,
 }
 
@@ -328,6 +332,9 @@ async fn measure(opts: &Options, client: &Client) -> anyhow::Result<Figures> {
     f.full = 2 * n;
     f.rss_full = rss_mb(opts.agent_pid)?;
     f.threads_full = threads(opts.agent_pid)?;
+    tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+    f.rss_settled = rss_mb(opts.agent_pid)?;
+    f.threads_settled = threads(opts.agent_pid)?;
     let uids = |names: &[String], t: &Tracker| -> Vec<String> {
         names
             .iter()

@@ -485,6 +485,10 @@ fn print_bosun(f: &bosun::Figures, peers: &[&Figures]) {
         "agent rss MB at {} pods: {:.1} ({} threads)",
         f.full, f.rss_full, f.threads_full
     );
+    println!(
+        "agent rss MB at {} pods, settled (15 s later): {:.1} ({} threads)",
+        f.full, f.rss_settled, f.threads_settled
+    );
     println!("agent rss MB after deleting them: {:.1}", f.rss_after);
     let side = Side {
         setup: f.seq_setup.clone(),
