@@ -24,6 +24,7 @@ mod record;
 mod sandbox;
 mod sys;
 mod user;
+mod warm;
 
 pub mod container;
 pub mod seccomp;
@@ -236,6 +237,10 @@ pub struct Runtime {
 struct Inner {
     config: RuntimeConfig,
     cgroups: cgroups::Cgroups,
+    /// A shim started ahead of time, waiting for its container: starting the
+    /// bosun binary (exec, loading, relocating 36,000 pointers) costs several
+    /// milliseconds that need not be on a container's start.
+    warm: std::sync::Mutex<Option<warm::WarmShim>>,
 }
 
 /// How long to wait for a shim to report that its container exec'd.
@@ -251,9 +256,52 @@ impl Runtime {
         let cgroups = cgroups::Cgroups::discover(&config.cgroup_root)?;
         sandbox::empty_trash(&config.pods_dir);
         sandbox::empty_trash(&config.log_root);
-        Ok(Runtime {
-            inner: Arc::new(Inner { config, cgroups }),
-        })
+        let rt = Runtime {
+            inner: Arc::new(Inner {
+                config,
+                cgroups,
+                warm: std::sync::Mutex::new(None),
+            }),
+        };
+        rt.refill_warm_shim();
+        Ok(rt)
+    }
+
+    /// Starts the next warm shim in the background (if none is waiting).
+    fn refill_warm_shim(&self) {
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("bosun-shim-warm".into())
+            .spawn(move || {
+                let Some(shim) = warm::WarmShim::start(&inner.config.shim_exe) else {
+                    return;
+                };
+                let mut slot = inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.is_none() {
+                    *slot = Some(shim);
+                }
+                // else: `shim` is dropped, which ends it.
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "no thread for a warm shim; starting shims cold");
+        }
+    }
+
+    /// Hands `dir` to the warm shim, or starts a shim for it; returns the
+    /// shim's report line.
+    fn start_shim(&self, dir: &Path) -> Result<String, RuntimeError> {
+        let warm = self
+            .inner
+            .warm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let line = match warm.and_then(|w| w.hand_over(dir)) {
+            Some(line) => Ok(line),
+            None => spawn_shim(&self.inner.config.shim_exe, vec![dir.into()], dir),
+        };
+        self.refill_warm_shim();
+        line
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -369,7 +417,7 @@ impl Runtime {
         fs::write(&config_path, json).map_err(RuntimeError::io("write", &config_path))?;
         record::write_json(&dir.join("container.json"), &meta)?;
 
-        let line = spawn_shim(&self.inner.config.shim_exe, vec![dir.clone().into()], &dir)?;
+        let line = self.start_shim(&dir)?;
         match line.split_once(' ') {
             Some(("ok", rest)) => {
                 let mut it = rest.split(' ');

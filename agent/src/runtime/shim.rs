@@ -34,9 +34,18 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     if args.first().map(|a| a == "pause").unwrap_or(false) {
         return super::pause::main(args[1..].to_vec());
     }
-    let Some(dir) = args.first().map(PathBuf::from) else {
-        eprintln!("bosun: usage: bosun shim <container-dir> (internal)");
-        return ExitCode::from(64);
+    let dir = if args.first().is_some_and(|a| a == super::warm::WAIT_ARG) {
+        // A warm shim: its container comes later, on stdin.
+        match super::warm::read_dir_line(&mut std::io::stdin().lock()) {
+            Some(dir) => dir,
+            None => return ExitCode::SUCCESS,
+        }
+    } else {
+        let Some(dir) = args.first().map(PathBuf::from) else {
+            eprintln!("bosun: usage: bosun shim <container-dir> (internal)");
+            return ExitCode::from(64);
+        };
+        dir
     };
     // SAFETY: the shim is single-threaded (dispatched before any thread starts).
     match unsafe { fork() } {
