@@ -46,6 +46,16 @@ fn import_busybox(agent: &Agent) {
     );
 }
 
+/// Root, kubectl and busybox-static, or a printed skip (a failure under CI).
+fn can_run(what: &str) -> bool {
+    require_root(what)
+        && require_tool(&kubectl_bin(), "kubectl drives the cluster")
+        && require_tool(
+            std::path::Path::new("/bin/busybox"),
+            "the test image is made from busybox-static",
+        )
+}
+
 fn httpd_pod(node: &str) -> String {
     format!(
         r#"
@@ -121,13 +131,7 @@ const CAP_SYS_ADMIN: u32 = 21;
 
 #[test]
 fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
-    if !require_root("the agent e2e test")
-        || !require_tool(&kubectl_bin(), "kubectl drives the cluster")
-        || !require_tool(
-            std::path::Path::new("/bin/busybox"),
-            "the test image is made from busybox-static",
-        )
-    {
+    if !can_run("the agent e2e test") {
         return;
     }
     let host = TestHost::new();
@@ -396,13 +400,7 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
 
 #[test]
 fn two_agents_on_one_machine_do_not_collide() {
-    if !require_root("the two-agent e2e test")
-        || !require_tool(&kubectl_bin(), "kubectl drives the cluster")
-        || !require_tool(
-            std::path::Path::new("/bin/busybox"),
-            "the test image is made from busybox-static",
-        )
-    {
+    if !can_run("the two-agent e2e test") {
         return;
     }
     let (host_a, host_b) = TestHost::pair();
@@ -476,13 +474,7 @@ fn two_agents_on_one_machine_do_not_collide() {
 
 #[test]
 fn init_containers_volumes_and_env_come_before_the_containers() {
-    if !require_root("the init-container e2e test")
-        || !require_tool(&kubectl_bin(), "kubectl drives the cluster")
-        || !require_tool(
-            std::path::Path::new("/bin/busybox"),
-            "the test image is made from busybox-static",
-        )
-    {
+    if !can_run("the init-container e2e test") {
         return;
     }
     let host = TestHost::new();

@@ -368,19 +368,7 @@ fn import_oci(
         }
         images.push((name, desc));
     }
-    if images.is_empty() {
-        return Err(ImageError::invalid(
-            format!("archive {}", shown.display()),
-            "index.json lists no image",
-        ));
-    }
-    if tag.is_some() && images.len() > 1 {
-        return Err(ImageError::Usage(format!(
-            "{} holds {} images; --tag names exactly one",
-            shown.display(),
-            images.len()
-        )));
-    }
+    check_count(shown, "index.json", images.len(), tag.is_some())?;
     let mut out = Vec::new();
     for (name, desc) in images {
         let name = match (tag, name) {
@@ -467,19 +455,7 @@ fn import_docker(
     let entries: Vec<DockerManifestEntry> =
         serde_json::from_slice(&archive.read_small("manifest.json")?)
             .map_err(json_err(format!("manifest.json in {}", shown.display())))?;
-    if entries.is_empty() {
-        return Err(ImageError::invalid(
-            format!("archive {}", shown.display()),
-            "manifest.json lists no image",
-        ));
-    }
-    if tag.is_some() && entries.len() > 1 {
-        return Err(ImageError::Usage(format!(
-            "{} holds {} images; --tag names exactly one",
-            shown.display(),
-            entries.len()
-        )));
-    }
+    check_count(shown, "manifest.json", entries.len(), tag.is_some())?;
     let mut out = Vec::new();
     for e in entries {
         let names: Vec<Reference> = match tag {
@@ -557,4 +533,21 @@ fn import_docker(
         )?);
     }
     Ok(out)
+}
+
+/// An archive must hold an image, and exactly one when `--tag` names it.
+fn check_count(shown: &Path, listing: &str, n: usize, tagged: bool) -> Result<(), ImageError> {
+    if n == 0 {
+        return Err(ImageError::invalid(
+            format!("archive {}", shown.display()),
+            format!("{listing} lists no image"),
+        ));
+    }
+    if tagged && n > 1 {
+        return Err(ImageError::Usage(format!(
+            "{} holds {n} images; --tag names exactly one",
+            shown.display()
+        )));
+    }
+    Ok(())
 }
