@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
-use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use super::backoff;
@@ -588,15 +587,8 @@ async fn exited(cri: Arc<dyn super::cri::Cri>, uid: String, id: String) {
         .ok()
         .flatten();
     let Some(fd) = fd else { return };
-    // A pidfd is owned here and lives as long as the AsyncFd that holds it,
-    // which is all that makes the deprecated constructor sound.
-    #[allow(deprecated)]
-    let registered = AsyncFd::with_interest(fd, tokio::io::Interest::READABLE);
-    match registered {
-        Ok(afd) => {
-            let _ = afd.readable().await;
-        }
-        Err(e) => tracing::warn!(error = %e, "watching a container's exit"),
+    if let Err(e) = crate::runtime::wait_readable(fd).await {
+        tracing::warn!(error = %e, "watching a container's exit");
     }
 }
 

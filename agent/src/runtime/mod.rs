@@ -227,6 +227,7 @@ pub struct ContainerStats {
 }
 
 pub use spec::{pod_resources, qos_class};
+pub use sys::readable as wait_readable;
 
 /// The runtime; cheap to clone, all methods blocking.
 #[derive(Clone)]

@@ -97,6 +97,17 @@ pub fn wait_readable(fd: &impl AsFd, timeout: Duration) -> bool {
     }
 }
 
+/// Waits, without a thread, until `fd` (e.g. a pidfd) is readable.
+pub async fn readable(fd: OwnedFd) -> std::io::Result<()> {
+    // SAFETY: the AsyncFd takes ownership of `fd`, which is neither closed nor
+    // replaced while it is registered (it is dropped with the AsyncFd).
+    let afd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }?;
+    let _ = afd.readable().await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
