@@ -554,42 +554,17 @@ fn mounts(
     Ok(out)
 }
 
-/// CPU in millicores from a quantity ("250m", "0.5", "2").
+/// CPU in millicores from a quantity ("250m", "0.5", "2"), rounded up, as the
+/// API server parses it ([`api::quantity`]).
 pub fn cpu_millis(q: &Quantity) -> Option<i64> {
-    let s = q.0.trim();
-    if let Some(m) = s.strip_suffix('m') {
-        return m.parse::<i64>().ok();
-    }
-    let v: f64 = s.parse().ok()?;
-    Some((v * 1000.0).ceil() as i64)
+    let q = api::quantity::Quantity::parse(&q.0).ok()?;
+    i64::try_from(q.millis()).ok()
 }
 
-/// Bytes from a quantity ("32Mi", "1G", "128974848", "1e3").
+/// Bytes from a quantity ("32Mi", "1G", "128974848", "1e3"), rounded up.
 pub fn bytes(q: &Quantity) -> Option<i64> {
-    let s = q.0.trim();
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1024.0 * 1024.0),
-        ("Gi", 1024.0 * 1024.0 * 1024.0),
-        ("Ti", 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("Pi", 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("Ei", 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-        ("m", 1e-3),
-    ];
-    for (suf, mul) in SUFFIXES {
-        if let Some(n) = s.strip_suffix(suf) {
-            let v: f64 = n.parse().ok()?;
-            return Some((v * mul).ceil() as i64);
-        }
-    }
-    let v: f64 = s.parse().ok()?;
-    Some(v.ceil() as i64)
+    let q = api::quantity::Quantity::parse(&q.0).ok()?;
+    i64::try_from(q.value()).ok()
 }
 
 /// (cpu millicores, memory bytes) of requests (defaulted to limits) and limits.
