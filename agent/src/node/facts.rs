@@ -101,21 +101,27 @@ pub fn parse_cpuinfo(text: &str) -> u64 {
         .count() as u64
 }
 
+/// A `/proc/meminfo`-style file (also `/proc/<pid>/status`) as numbers by key,
+/// values given in kB converted to bytes.
+pub fn meminfo(text: &str) -> std::collections::HashMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, rest) = line.split_once(':')?;
+            let mut parts = rest.split_whitespace();
+            let n: u64 = parts.next()?.parse().ok()?;
+            let n = if parts.next() == Some("kB") {
+                n.saturating_mul(1024)
+            } else {
+                n
+            };
+            Some((key.trim().to_string(), n))
+        })
+        .collect()
+}
+
 /// A `/proc/meminfo` field (`MemTotal`, `MemAvailable`, …) in bytes.
 pub fn parse_meminfo(text: &str, field: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        if k.trim() != field {
-            return None;
-        }
-        let mut parts = v.split_whitespace();
-        let n: u64 = parts.next()?.parse().ok()?;
-        match parts.next() {
-            Some("kB") => Some(n * 1024),
-            None => Some(n),
-            _ => None,
-        }
-    })
+    meminfo(text).get(field).copied()
 }
 
 /// `PRETTY_NAME` of an os-release file, unquoted; `NAME` if there is none.

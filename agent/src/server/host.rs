@@ -92,22 +92,8 @@ pub fn parse_proc_stat_cpu(text: &str) -> (u64, Option<u64>) {
     (busy, btime)
 }
 
-/// /proc/meminfo as bytes by key (values given in kB are converted).
-pub fn parse_meminfo(text: &str) -> HashMap<String, u64> {
-    text.lines()
-        .filter_map(|line| {
-            let (key, rest) = line.split_once(':')?;
-            let mut parts = rest.split_whitespace();
-            let n: u64 = parts.next()?.parse().ok()?;
-            let n = if parts.next() == Some("kB") {
-                n.saturating_mul(1024)
-            } else {
-                n
-            };
-            Some((key.trim().to_string(), n))
-        })
-        .collect()
-}
+/// /proc/meminfo as bytes by key (the node's host facts parse it).
+pub use crate::node::facts::meminfo as parse_meminfo;
 
 /// /proc/vmstat as numbers by key.
 fn parse_vmstat(text: &str) -> HashMap<String, u64> {
