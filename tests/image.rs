@@ -5,18 +5,12 @@
 
 mod common;
 
+use common::host::is_root;
 use common::{bosun_bin, require_tool};
 use std::fs;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 fn skip_unless_root(why: &str) -> bool {
     if is_root() {
@@ -65,18 +59,10 @@ fn ls(data: &str) -> Vec<Vec<String>> {
 
 const BUSYBOX: &str = "/bin/busybox";
 
-/// A busybox root filesystem: bin/busybox and a symlink per applet.
+/// A busybox root filesystem (see `common::host::busybox_rootfs`).
 fn busybox_rootfs(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
-    fs::create_dir_all(root.join("bin")).unwrap();
-    fs::create_dir_all(root.join("etc")).unwrap();
-    fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
-    let list = Command::new(BUSYBOX).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.contains('/') {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-    }
+    common::host::busybox_rootfs(&root, "bosun-image-test");
     root
 }
 

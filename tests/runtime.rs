@@ -3,6 +3,8 @@
 //! dir and cgroup parent (`bt<pid><n>`), removed by Drop guards even on panic.
 //! Skips with a printed reason when not root or without /usr/bin/busybox.
 
+mod common;
+
 use agent::runtime::spec::{self, SandboxPaths, SpecInput, VolumeMountSpec};
 use agent::runtime::{
     ContainerSpec, ContainerState, PodResources, Runtime, RuntimeConfig, SandboxSpec,
@@ -13,27 +15,18 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const BUSYBOX: &str = "/usr/bin/busybox";
 
+/// Root and busybox-static, or a printed skip (a failure under CI).
 fn can_run() -> bool {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
-    if !root {
-        eprintln!("SKIP: runtime tests need root");
-        return false;
-    }
-    if !Path::new(BUSYBOX).exists() {
-        eprintln!("SKIP: {BUSYBOX} is missing (apt-get install busybox-static)");
-        return false;
-    }
-    true
+    common::host::require_root("the runtime tests")
+        && common::require_tool(
+            Path::new(BUSYBOX),
+            "the test image is made from busybox-static",
+        )
 }
 
 static N: AtomicU32 = AtomicU32::new(0);
@@ -200,23 +193,7 @@ fn remove_cgroup_tree(d: &Path) {
 }
 
 fn make_busybox_rootfs(root: &Path) {
-    fs::create_dir_all(root.join("bin")).unwrap();
-    fs::create_dir_all(root.join("etc")).unwrap();
-    fs::create_dir_all(root.join("tmp")).unwrap();
-    fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
-    let list = Command::new(BUSYBOX).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    fs::write(root.join("marker"), "bosun-image\n").unwrap();
+    common::host::busybox_rootfs(root, "bosun-image");
 }
 
 fn sh(name: &str, script: &str) -> Container {
@@ -273,7 +250,7 @@ fn container_is_isolated_logs_and_leaves_nothing() {
     let sb = env.sandbox("web", PodResources::default());
     // `$$` is the Kubernetes escape of `$`.
     let script = "echo pid=$$$$; echo host=$(hostname); grep CapEff /proc/self/status; \
-                  echo marker=$(cat /marker); ip link 2>/dev/null | grep -c '^[0-9]' | sed 's/^/links=/'; \
+                  echo marker=$(cat /IMAGE); ip link 2>/dev/null | grep -c '^[0-9]' | sed 's/^/links=/'; \
                   cat /etc/resolv.conf; echo err >&2; ls /dev; \
                   echo nofile=$(ulimit -Sn)/$(ulimit -Hn)";
     let spec = env.container(&sb, &sh("main", script));

@@ -25,7 +25,7 @@ pub fn unique(tag: &str) -> String {
 /// True when the test can make namespaces and cgroups; prints why not otherwise
 /// (and fails under CI, which runs as root).
 pub fn require_root(what: &str) -> bool {
-    if nix_is_root() {
+    if is_root() {
         return true;
     }
     if super::in_ci() {
@@ -35,7 +35,8 @@ pub fn require_root(what: &str) -> bool {
     false
 }
 
-fn nix_is_root() -> bool {
+/// Whether this test process runs as root.
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
