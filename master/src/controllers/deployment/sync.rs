@@ -241,6 +241,22 @@ impl Controller {
 
     /// Resizes `rs` (and refreshes its replica annotations); an event on the
     /// Deployment says so. Returns whether the size changed and the stored RS.
+    /// Writes `rs` and returns what the API server stored.
+    async fn update_rs(
+        &self,
+        key: &str,
+        rs: &ReplicaSet,
+        action: &'static str,
+    ) -> Result<ReplicaSet, DeploymentError> {
+        let body = serde_json::to_value(rs).unwrap_or_default();
+        let v = self
+            .kube
+            .update(rs_res(), body)
+            .await
+            .map_err(api_err(key, action))?;
+        decode(key, v)
+    }
+
     async fn scale_rs(
         &self,
         key: &str,
@@ -257,13 +273,7 @@ impl Controller {
             return Ok((false, copy));
         }
         copy.spec.replicas = Some(size);
-        let body = serde_json::to_value(&copy).unwrap_or_default();
-        let v = self
-            .kube
-            .update(rs_res(), body)
-            .await
-            .map_err(api_err(key, "scaling a replica set"))?;
-        let updated: ReplicaSet = decode(key, v)?;
+        let updated = self.update_rs(key, &copy, "scaling a replica set").await?;
         if resize {
             let op = operation.unwrap_or(if old < size { "up" } else { "down" });
             let msg = format!(
@@ -302,13 +312,9 @@ impl Controller {
             let annotated = set_new_rs_annotations(d, &mut copy, new_revision, true, 0, 0);
             if annotated || copy.spec.min_ready_seconds != d.spec.min_ready_seconds {
                 copy.spec.min_ready_seconds = d.spec.min_ready_seconds;
-                let body = serde_json::to_value(&copy).unwrap_or_default();
-                let v = self
-                    .kube
-                    .update(rs_res(), body)
-                    .await
-                    .map_err(api_err(key, "updating the new replica set"))?;
-                let updated: ReplicaSet = decode(key, v)?;
+                let updated = self
+                    .update_rs(key, &copy, "updating the new replica set")
+                    .await?;
                 rss[i] = updated.clone();
                 return Ok((Some(updated), old));
             }
