@@ -313,38 +313,32 @@ fn local_run(
         .iter()
         .map(Contender::worker)
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut seq_setup = vec![Vec::new(); k];
-    let mut seq_teardown = vec![Vec::new(); k];
-    for i in 0..n {
-        for j in 0..k {
-            let c = (i + j) % k;
-            if stopped() {
-                bail!("interrupted");
+    // Pod i of every contender, in an order rotating with i.
+    let interleaved = |workers: &mut Vec<Worker>,
+                       step: fn(&Contender, &mut Worker, usize) -> anyhow::Result<Steps>|
+     -> anyhow::Result<Vec<Vec<Steps>>> {
+        let mut out = vec![Vec::new(); k];
+        for i in 0..n {
+            for j in 0..k {
+                let c = (i + j) % k;
+                if stopped() {
+                    bail!("interrupted");
+                }
+                let steps = step(&contenders[c], &mut workers[c], i)
+                    .with_context(|| contenders[c].label())?;
+                out[c].push(steps);
             }
-            let steps = contenders[c]
-                .setup(&mut workers[c], i)
-                .with_context(|| contenders[c].label())?;
-            seq_setup[c].push(steps);
         }
-    }
+        Ok(out)
+    };
+    let seq_setup = interleaved(&mut workers, |c, w, i| c.setup(w, i))?;
     let mut burst_setup = Vec::new();
     for c in &contenders {
         let b = peers::run_many(n..2 * n, parallel, || c.worker(), |w, i| c.setup(w, i))
             .with_context(|| c.label())?;
         burst_setup.push(b);
     }
-    for i in 0..n {
-        for j in 0..k {
-            let c = (i + j) % k;
-            if stopped() {
-                bail!("interrupted");
-            }
-            let steps = contenders[c]
-                .teardown(&mut workers[c], i)
-                .with_context(|| contenders[c].label())?;
-            seq_teardown[c].push(steps);
-        }
-    }
+    let seq_teardown = interleaved(&mut workers, |c, w, i| c.teardown(w, i))?;
     let mut out = Vec::new();
     for ((c, (setup, teardown)), burst_up) in contenders
         .iter()
