@@ -18,6 +18,7 @@ pub mod image;
 pub mod join;
 pub mod kubelet;
 pub mod logs;
+pub mod network;
 pub mod node;
 pub mod runtime;
 pub mod server;

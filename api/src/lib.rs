@@ -5,6 +5,7 @@
 //! uses one version. This crate depends on nothing else of bosun's; only
 //! [`client`] does I/O (network, and reading kubeconfig files), everything else is pure.
 
+pub mod cidr;
 pub mod client;
 pub mod expansion;
 pub mod quantity;

@@ -21,11 +21,11 @@ pub mod table;
 mod watch;
 
 pub use self::http::MAX_BODY;
+pub use api::cidr::Cidr;
 pub use crud::PatchType;
 pub use discovery::{KUBE_MAJOR, KUBE_MINOR};
 pub use internal::{Deletion, Kube};
 pub use metrics::CommitStats;
-pub use namespaces::Cidr;
 pub use status::ApiError;
 
 use self::http::{bytes_response, error_response, json_response, read_body, Body};

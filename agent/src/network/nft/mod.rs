@@ -1,0 +1,2 @@
+//! nf_tables through netlink: batches of table, chain and rule messages that
+//! the kernel applies atomically, with no `nft` binary.
