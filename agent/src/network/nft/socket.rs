@@ -31,6 +31,8 @@ pub struct Socket {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    /// The send buffer size set so far (0: the system default).
+    sndbuf: usize,
 }
 
 impl Socket {
@@ -70,6 +72,7 @@ impl Socket {
             // Distinct from any earlier socket's numbers in traces; any value works.
             seq: std::process::id().wrapping_shl(8),
             buf: vec![0; RECV_BUF],
+            sndbuf: 0,
         })
     }
 
@@ -81,6 +84,7 @@ impl Socket {
         }
         let seq = self.take_seq(batch.messages().len() as u32 + 2);
         let bytes = batch.encode(seq)?;
+        self.fit_send_buffer(bytes.len())?;
         self.send(&bytes)?;
         let mut outcome = Outcome::new(batch, seq);
         while !outcome.is_done() {
@@ -119,6 +123,25 @@ impl Socket {
                 }
             }
         }
+    }
+
+    /// A batch goes out in one `send`, which netlink refuses (`EMSGSIZE`)
+    /// beyond the send buffer (≈ 200 KiB by default): grow it for large
+    /// batches, past `wmem_max` (`SO_SNDBUFFORCE`, we hold CAP_NET_ADMIN
+    /// anyway to talk to nf_tables).
+    fn fit_send_buffer(&mut self, len: usize) -> Result<(), NftError> {
+        const DEFAULT_OK: usize = 128 * 1024;
+        if len <= DEFAULT_OK.max(self.sndbuf) {
+            return Ok(());
+        }
+        let want = len.next_power_of_two();
+        setsockopt(&self.fd, sockopt::SndBufForce, &want).map_err(|source| NftError::Socket {
+            op: "grow the send buffer",
+            source,
+        })?;
+        // The kernel doubles the value for its bookkeeping; `want` is usable.
+        self.sndbuf = want;
+        Ok(())
     }
 
     fn take_seq(&mut self, n: u32) -> u32 {
