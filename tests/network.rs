@@ -91,16 +91,18 @@ fn ping_from(netns: &Path, to: Ipv4Addr) -> bool {
         .unwrap_or(false)
 }
 
-/// A TCP round trip from namespace `from` to `to_ip` inside namespace `to`.
-fn tcp_round_trip(from: &Path, to: &Path, to_ip: Ipv4Addr) {
+/// A TCP round trip from namespace `from` to `to_ip` inside namespace `to`;
+/// the source address the server saw.
+fn tcp_round_trip(from: &Path, to: &Path, to_ip: Ipv4Addr) -> std::net::IpAddr {
     let listener = in_ns(to, || TcpListener::bind((to_ip, 0)).expect("listen in pod"));
     let port = listener.local_addr().unwrap().port();
     std::thread::scope(|s| {
         let server = s.spawn(|| {
-            let (mut c, _) = listener.accept().unwrap();
+            let (mut c, peer) = listener.accept().unwrap();
             let mut buf = [0u8; 5];
             c.read_exact(&mut buf).unwrap();
             c.write_all(&buf).unwrap();
+            peer.ip()
         });
         let mut c = in_ns(from, || {
             TcpStream::connect_timeout(&(to_ip, port).into(), Duration::from_secs(5))
@@ -111,8 +113,8 @@ fn tcp_round_trip(from: &Path, to: &Path, to_ip: Ipv4Addr) {
         let mut back = [0u8; 5];
         c.read_exact(&mut back).unwrap();
         assert_eq!(&back, b"hello");
-        server.join().unwrap();
-    });
+        server.join().unwrap()
+    })
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -186,6 +188,10 @@ fn setup_and_attach_wire_pods_that_reach_each_other_and_the_node() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&forward.stdout).trim(), "1");
+    assert!(
+        table_exists(&host, &cfg.nft_table),
+        "setup made the masquerade table"
+    );
 
     let (pa, pb) = (PodNs::new(), PodNs::new());
     let ipa = net.allocate("pod-a").unwrap();
@@ -220,7 +226,7 @@ fn setup_and_attach_wire_pods_that_reach_each_other_and_the_node() {
     assert!(pa.ping(ipb), "pod a pings pod b");
     assert!(pb.ping(ipa), "pod b pings pod a");
     assert!(ping_from(&host.netns_path(), ipa), "the node pings pod a");
-    tcp_round_trip(&pa.path(), &pb.path(), ipb);
+    assert_eq!(tcp_round_trip(&pa.path(), &pb.path(), ipb), ipa);
     tcp_round_trip(&host.netns_path(), &pa.path(), ipa);
 
     // After a restart (a new Network on the same state) the pods keep their
@@ -281,6 +287,17 @@ fn setup_and_attach_wire_pods_that_reach_each_other_and_the_node() {
         cleanup(&cfg.bridge, &cfg.nft_table, state.path())
     })
     .unwrap();
+    assert!(
+        !table_exists(&host, &cfg.nft_table),
+        "cleanup removed the table"
+    );
+}
+
+fn table_exists(host: &TestHost, table: &str) -> bool {
+    in_ns(&host.netns_path(), || {
+        agent::network::nft::table_exists(table)
+    })
+    .unwrap()
 }
 
 #[test]
@@ -447,6 +464,7 @@ fn sync_routes_touches_only_its_own_routes_and_cleanup_removes_everything() {
         let links = ip(&["-n", &a.name, "-o", "link", "show"]);
         assert!(!links.contains(&cfg.bridge), "{links}");
         assert!(!state.path().join("ipam").exists());
+        assert!(!table_exists(&a, &cfg.nft_table));
         let all = ip(&["-n", &a.name, "route", "show"]);
         assert!(
             all.contains("10.244.50.0/24"),
@@ -477,8 +495,18 @@ fn pods_on_two_hosts_reach_each_other_over_host_gw_routes() {
     nb.attach("pb", &pb.path(), ipb).unwrap();
     assert!(pa.ping(ipb), "pod on a pings pod on b");
     assert!(ping_from(&a.netns_path(), ipb), "host a pings the pod on b");
-    tcp_round_trip(&pa.path(), &pb.path(), ipb);
-    tcp_round_trip(&b.netns_path(), &pa.path(), ipa);
+    // Inside the cluster CIDR the pod's own address arrives; towards anything
+    // else (here host b's address) it is masqueraded to its node's address.
+    assert_eq!(tcp_round_trip(&pa.path(), &pb.path(), ipb), ipa);
+    assert_eq!(tcp_round_trip(&b.netns_path(), &pa.path(), ipa), host_ip(&b));
+    assert_eq!(
+        tcp_round_trip(&pa.path(), &b.netns_path(), host_ip(&b)),
+        a.ip.parse::<Ipv4Addr>().unwrap()
+    );
+}
+
+fn host_ip(h: &TestHost) -> Ipv4Addr {
+    h.ip.parse().unwrap()
 }
 
 fn node(name: &str, cfg: &NetConfig, host: &TestHost) -> k8s_openapi::api::core::v1::Node {

@@ -215,7 +215,7 @@ impl Network {
         })
     }
 
-    /// A free address for pod `uid` from pod_cidr, on disk before this returns;
+    /// A free address for pod `uid` from pod_cidr, its file made before this returns;
     /// the same one again when `uid` already has one.
     pub fn allocate(&self, uid: &str) -> Result<Ipv4Addr, NetError> {
         lock(&self.inner.ipam).allocate(uid)
