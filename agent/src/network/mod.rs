@@ -250,24 +250,28 @@ impl Network {
         };
         // The pod-side socket is made on another thread while this one
         // creates the pair.
-        let mut pod = std::thread::scope(|s| {
+        let wire = |node: &mut Netlink| -> io::Result<bool> {
+            let created = veth::create(node, &host, self.inner.bridge_index, self.inner.mtu, &ns)?;
+            veth::hairpin(node, &host)?;
+            Ok(created)
+        };
+        let (created, mut pod) = std::thread::scope(|s| {
             let pod = s.spawn(|| Netlink::open_in(&ns));
-            {
-                let mut node = lock(&self.inner.node);
-                veth::create(
-                    &mut node,
-                    &host,
-                    self.inner.bridge_index,
-                    self.inner.mtu,
-                    &ns,
-                )
-                .and_then(|_| veth::hairpin(&mut node, &host))
-                .map_err(veth_err)?;
-            }
-            pod.join()
+            let created = wire(&mut lock(&self.inner.node)).map_err(veth_err)?;
+            let pod = pod
+                .join()
                 .unwrap_or_else(|_| Err(io::Error::other("netns thread panicked")))
-                .map_err(ns_err)
+                .map_err(ns_err)?;
+            Ok::<_, NetError>((created, pod))
         })?;
+        if !created && !has_eth0(&mut pod).map_err(ns_err)? {
+            // The host end is left from an earlier namespace of this pod that
+            // is still alive somewhere: replace it (rare; deleting costs).
+            tracing::warn!(pod = %uid, host = %host, "replacing a stale host veth");
+            let mut node = lock(&self.inner.node);
+            link::delete(&mut node, &host).map_err(veth_err)?;
+            wire(&mut node).map_err(veth_err)?;
+        }
         veth::configure_pod(
             &mut pod,
             ip,
@@ -371,6 +375,11 @@ pub fn cleanup(bridge: &str, nft_table: &str, state_dir: &Path) -> Result<(), Ne
     // The state dir itself only when nothing else lives there.
     let _ = std::fs::remove_dir(state_dir);
     Ok(())
+}
+
+/// Whether the namespace behind `pod` has its eth0.
+fn has_eth0(pod: &mut Netlink) -> io::Result<bool> {
+    Ok(link::by_name(pod, veth::POD_IFNAME)?.is_some())
 }
 
 fn ipam_dir(state_dir: &Path) -> PathBuf {
