@@ -135,7 +135,8 @@ pub enum NetError {
     },
 }
 
-/// One peer route the kernel refused (`sync_routes` applies the others).
+/// One peer route the kernel refused (`sync_routes` applies the others). A
+/// stale route that could not be removed has `via` 0.0.0.0 and no node.
 #[derive(Debug)]
 pub struct RouteFailure {
     pub route: PeerRoute,
@@ -399,4 +400,32 @@ fn uplink_mtu(nl: &mut Netlink, node_ip: Ipv4Addr) -> Result<u32, NetError> {
         .map_err(link_err)?
         .and_then(|l| l.mtu)
         .ok_or(NetError::Uplink { ip: node_ip })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_can_be_shared_across_threads() {
+        fn shared<T: Clone + Send + Sync + 'static>() {}
+        shared::<Network>();
+    }
+
+    #[test]
+    fn route_failures_name_each_route() {
+        let err = NetError::Routes(vec![RouteFailure {
+            route: PeerRoute {
+                dst: Cidr::parse("10.244.3.0/24").unwrap(),
+                via: Ipv4Addr::new(192, 0, 2, 1),
+                node: "n3".into(),
+            },
+            error: io::Error::from_raw_os_error(libc::ENETUNREACH),
+        }]);
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("1 peer route(s) failed: 10.244.3.0/24 via 192.0.2.1 (node n3): "),
+            "{msg}"
+        );
+    }
 }
