@@ -270,6 +270,16 @@ fn setup_and_attach_wire_pods_that_reach_each_other_and_the_node() {
         "pods still reach each other after setup again"
     );
 
+    // The pod's sandbox made again while its old namespace lingers: the old
+    // pair is replaced by one into the new namespace.
+    let pa2 = PodNs::new();
+    net.attach("pod-a", &pa2.path(), ipa).unwrap();
+    let eth0 = ip(&["-n", &pa2.name, "-4", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(eth0.contains("inet 10.244.7.2/24"), "{eth0}");
+    let old = ip(&["-n", &pa.name, "-o", "link", "show"]);
+    assert!(!old.contains("eth0"), "{old}");
+    assert!(pa2.ping(ipb), "pod a in its new namespace reaches pod b");
+
     // An address outside the podCIDR is refused, naming it.
     let err = net
         .attach("pod-x", &pa.path(), "10.9.9.9".parse().unwrap())
@@ -337,6 +347,13 @@ fn two_hundred_cycles_leave_nothing_behind_and_reuse_addresses() {
         seen.len()
     );
     assert_eq!(seen.len(), 28, "round-robin uses the whole range");
+    // Pods gone while the agent was down: reclaim frees all but the live.
+    let ghost = net.allocate("ghost").unwrap();
+    let live: HashSet<String> = ["peer".to_string()].into();
+    assert_eq!(net.reclaim(&live).unwrap(), 1);
+    assert_eq!(net.address_of("ghost"), None);
+    assert_eq!(net.address_of("peer"), Some(peer_ip));
+    assert!(!ipam_files(state.path()).contains(&ghost.to_string()));
     drop(peer);
     net.release("peer").unwrap();
     wait_until("the kernel to remove every pod veth", || {
@@ -498,7 +515,10 @@ fn pods_on_two_hosts_reach_each_other_over_host_gw_routes() {
     // Inside the cluster CIDR the pod's own address arrives; towards anything
     // else (here host b's address) it is masqueraded to its node's address.
     assert_eq!(tcp_round_trip(&pa.path(), &pb.path(), ipb), ipa);
-    assert_eq!(tcp_round_trip(&b.netns_path(), &pa.path(), ipa), host_ip(&b));
+    assert_eq!(
+        tcp_round_trip(&b.netns_path(), &pa.path(), ipa),
+        host_ip(&b)
+    );
     assert_eq!(
         tcp_round_trip(&pa.path(), &b.netns_path(), host_ip(&b)),
         a.ip.parse::<Ipv4Addr>().unwrap()

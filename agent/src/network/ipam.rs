@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use api::cidr::Cidr;
@@ -142,10 +143,7 @@ impl Ipam {
             self.by_ip.insert(ip, uid.to_string());
             self.by_uid.insert(uid.to_string(), ip);
             self.last = Some(ip);
-            // Only a hint for the round-robin.
-            let last = self.dir.join(LAST);
-            std::fs::write(&last, ip.to_string())
-                .map_err(|source| NetError::Ipam { path: last, source })?;
+            self.write_last(ip)?;
             return Ok(ip);
         }
     }
@@ -175,6 +173,20 @@ impl Ipam {
             }
         }
         Ok(stale.len())
+    }
+
+    /// Records `ip` in the `last` file: overwritten in place at a fixed width
+    /// (an address padded with spaces), never truncated, because ext4 flushes
+    /// a file truncated and rewritten when it is closed (auto_da_alloc).
+    fn write_last(&self, ip: Ipv4Addr) -> Result<(), NetError> {
+        let path = self.dir.join(LAST);
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .and_then(|f| f.write_all_at(format!("{ip:<15}\n").as_bytes(), 0))
+            .map_err(|source| NetError::Ipam { path, source })
     }
 
     fn remove(&mut self, ip: Ipv4Addr) -> Result<(), NetError> {
@@ -259,6 +271,12 @@ mod tests {
         assert_eq!(ipam.allocate("c").unwrap(), ip("10.244.3.4"));
         assert_eq!(ipam.allocate("d").unwrap(), ip("10.244.3.5"));
         assert_eq!(ipam.allocate("e").unwrap(), ip("10.244.3.6"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("last"))
+                .unwrap()
+                .trim(),
+            "10.244.3.6"
+        );
         // Wraps around to the freed .2, never to b's .3.
         assert_eq!(ipam.allocate("f").unwrap(), ip("10.244.3.2"));
         assert!(matches!(

@@ -135,7 +135,8 @@ pub enum NetError {
     },
 }
 
-/// One peer route the kernel refused (`sync_routes` applies the others).
+/// One peer route the kernel refused (`sync_routes` applies the others). A
+/// stale route that could not be removed has `via` 0.0.0.0 and no node.
 #[derive(Debug)]
 pub struct RouteFailure {
     pub route: PeerRoute,
@@ -250,24 +251,28 @@ impl Network {
         };
         // The pod-side socket is made on another thread while this one
         // creates the pair.
-        let mut pod = std::thread::scope(|s| {
+        let wire = |node: &mut Netlink| -> io::Result<bool> {
+            let created = veth::create(node, &host, self.inner.bridge_index, self.inner.mtu, &ns)?;
+            veth::hairpin(node, &host)?;
+            Ok(created)
+        };
+        let (created, mut pod) = std::thread::scope(|s| {
             let pod = s.spawn(|| Netlink::open_in(&ns));
-            {
-                let mut node = lock(&self.inner.node);
-                veth::create(
-                    &mut node,
-                    &host,
-                    self.inner.bridge_index,
-                    self.inner.mtu,
-                    &ns,
-                )
-                .and_then(|_| veth::hairpin(&mut node, &host))
-                .map_err(veth_err)?;
-            }
-            pod.join()
+            let created = wire(&mut lock(&self.inner.node)).map_err(veth_err)?;
+            let pod = pod
+                .join()
                 .unwrap_or_else(|_| Err(io::Error::other("netns thread panicked")))
-                .map_err(ns_err)
+                .map_err(ns_err)?;
+            Ok::<_, NetError>((created, pod))
         })?;
+        if !created && !has_eth0(&mut pod).map_err(ns_err)? {
+            // The host end is left from an earlier namespace of this pod that
+            // is still alive somewhere: replace it (rare; deleting costs).
+            tracing::warn!(pod = %uid, host = %host, "replacing a stale host veth");
+            let mut node = lock(&self.inner.node);
+            link::delete(&mut node, &host).map_err(veth_err)?;
+            wire(&mut node).map_err(veth_err)?;
+        }
         veth::configure_pod(
             &mut pod,
             ip,
@@ -373,6 +378,11 @@ pub fn cleanup(bridge: &str, nft_table: &str, state_dir: &Path) -> Result<(), Ne
     Ok(())
 }
 
+/// Whether the namespace behind `pod` has its eth0.
+fn has_eth0(pod: &mut Netlink) -> io::Result<bool> {
+    Ok(link::by_name(pod, veth::POD_IFNAME)?.is_some())
+}
+
 fn ipam_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("ipam")
 }
@@ -390,4 +400,32 @@ fn uplink_mtu(nl: &mut Netlink, node_ip: Ipv4Addr) -> Result<u32, NetError> {
         .map_err(link_err)?
         .and_then(|l| l.mtu)
         .ok_or(NetError::Uplink { ip: node_ip })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_can_be_shared_across_threads() {
+        fn shared<T: Clone + Send + Sync + 'static>() {}
+        shared::<Network>();
+    }
+
+    #[test]
+    fn route_failures_name_each_route() {
+        let err = NetError::Routes(vec![RouteFailure {
+            route: PeerRoute {
+                dst: Cidr::parse("10.244.3.0/24").unwrap(),
+                via: Ipv4Addr::new(192, 0, 2, 1),
+                node: "n3".into(),
+            },
+            error: io::Error::from_raw_os_error(libc::ENETUNREACH),
+        }]);
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("1 peer route(s) failed: 10.244.3.0/24 via 192.0.2.1 (node n3): "),
+            "{msg}"
+        );
+    }
 }

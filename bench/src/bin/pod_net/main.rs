@@ -85,10 +85,7 @@ fn main() -> anyhow::Result<()> {
         cni_path: args.cni_path.clone(),
     })?;
     line("bosun setup (allocate+attach)", &f.bosun_setup);
-    line(
-        "  of which allocate (IPAM file + dir fsync)",
-        &f.bosun_allocate,
-    );
+    line("  of which allocate (IPAM file)", &f.bosun_allocate);
     line("cni bridge ADD", &f.cni_setup);
     line("bosun teardown (release+umount netns)", &f.bosun_teardown);
     line("cni bridge DEL", &f.cni_teardown);
