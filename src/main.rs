@@ -38,7 +38,7 @@ enum Command {
     Master(MasterArgs),
     /// Run the agent on a host: kubelet, runtime, pod network and service proxy.
     #[command(
-        after_help = "Example:\n  bosun agent --server https://10.0.0.5:6443 --token-file /etc/bosun/join-token --node-name n1 --node-ip 10.0.0.6"
+        after_help = "Examples:\n  bosun agent --server https://10.0.0.5:6443 --token-file /etc/bosun/join-token --node-name n1 --node-ip 10.0.0.6\n  bosun agent --cleanup --data-dir /var/lib/bosun"
     )]
     Agent(AgentArgs),
     /// Run a master and an agent on this host in one process.
@@ -74,9 +74,12 @@ struct MasterArgs {
     /// Range that Services get their cluster IPs from.
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cidr: String,
-    /// Range of pod addresses; each node gets a /24 of it.
+    /// Range of pod addresses; each node gets a /NODE_CIDR_MASK_SIZE of it.
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
+    /// Prefix length of each node's podCIDR (/24: 253 pod addresses per node).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(8..=30))]
+    node_cidr_mask_size: u8,
     /// Seconds a node may go without renewing its Lease before it is marked Unknown.
     #[arg(long, default_value_t = 40)]
     node_monitor_grace_period: u64,
@@ -95,11 +98,11 @@ struct DataDirArgs {
 #[derive(Args)]
 struct AgentArgs {
     /// The master's URL, e.g. https://10.0.0.5:6443.
-    #[arg(long)]
-    server: String,
+    #[arg(long, required_unless_present = "cleanup")]
+    server: Option<String>,
     /// File holding a join token (from the master's DATA/join-token or `bosun token create`).
-    #[arg(long)]
-    token_file: PathBuf,
+    #[arg(long, required_unless_present = "cleanup")]
+    token_file: Option<PathBuf>,
     /// The cluster CA to trust for the master (default: proven by the join token).
     #[arg(long)]
     ca_file: Option<PathBuf>,
@@ -130,6 +133,20 @@ struct AgentArgs {
     /// Most processes (and threads) a pod may have; unlimited when not given.
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     pod_pids_limit: Option<i64>,
+    /// The cluster's pod CIDR (the master's --cluster-cidr): traffic from pods to
+    /// addresses outside it is masqueraded.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// The bridge that holds this node's pods and their gateway.
+    #[arg(long, default_value = "bosun0")]
+    bridge: String,
+    /// The nftables table (family ip) the agent owns.
+    #[arg(long, default_value = "bosun")]
+    nft_table: String,
+    /// Stop this agent's pods and remove what it made in the kernel (bridge,
+    /// routes, nftables table, addresses), then exit. Images and credentials stay.
+    #[arg(long)]
+    cleanup: bool,
 }
 
 #[derive(Subcommand)]
@@ -299,6 +316,7 @@ fn run_master(a: MasterArgs) -> ExitCode {
         service_cidr: a.service_cidr,
         controllers: master::controllers::Options {
             cluster_cidr: a.cluster_cidr,
+            node_cidr_mask_size: a.node_cidr_mask_size,
             node_monitor_grace_period: std::time::Duration::from_secs(a.node_monitor_grace_period),
             default_unreachable_toleration_seconds: a.default_unreachable_toleration_seconds,
             ..Default::default()
@@ -369,8 +387,8 @@ fn run_agent(a: AgentArgs) -> ExitCode {
         Err(e) => return fail("bosun agent: finding its own binary", &e),
     };
     let opts = agent::daemon::AgentOptions {
-        server: a.server,
-        token_file: a.token_file,
+        server: a.server.unwrap_or_default(),
+        token_file: a.token_file.unwrap_or_default(),
         ca_file: a.ca_file,
         data_dir: a.data_dir,
         node_name,
@@ -382,7 +400,23 @@ fn run_agent(a: AgentArgs) -> ExitCode {
         cgroup_root: a.cgroup_root,
         shim_exe,
         pod_pids_limit: a.pod_pids_limit,
+        cluster_cidr: a.cluster_cidr,
+        bridge: a.bridge,
+        nft_table: a.nft_table,
     };
+    if a.cleanup {
+        return match agent::daemon::cleanup(&opts) {
+            Ok(report) => {
+                println!("bosun agent: {report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) if e.is_usage() => {
+                fail("bosun agent --cleanup", &e);
+                ExitCode::from(EXIT_USAGE)
+            }
+            Err(e) => fail("bosun agent --cleanup", &e),
+        };
+    }
     // One thread drives the agent; the runtime's blocking calls get their own.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -9,52 +9,11 @@ mod common;
 
 use std::process::Command;
 
-use common::host::{busybox_rootfs, require_root, Agent, TestHost};
-use common::{bosun_bin, eventually, kubectl_bin, ok, require_tool, stdout, Master};
+use common::host::{can_run_pods, Agent, TestHost};
+use common::{eventually, kubectl_bin, ok, stdout, Master};
 use serde_json::Value;
 
 const IMAGE: &str = "bosun.test/busybox:e2e";
-
-fn pod_json(master: &Master, name: &str) -> Option<Value> {
-    let out = master.kubectl(&["get", "pod", name, "-o", "json"]);
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-fn apply(master: &Master, manifest: &str) {
-    let out = master.kubectl_with(&kubectl_bin(), &["apply", "-f", "-"], Some(manifest));
-    ok(out);
-}
-
-fn import_busybox(agent: &Agent) {
-    let rootfs = agent.dir.path().join("rootfs");
-    busybox_rootfs(&rootfs, "bosun-e2e-image");
-    let out = Command::new(bosun_bin())
-        .args(["image", "import", "--data-dir"])
-        .arg(agent.data_dir())
-        .arg("--rootfs")
-        .arg(&rootfs)
-        .args(["--tag", IMAGE])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "image import failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Root, kubectl and busybox-static, or a printed skip (a failure under CI).
-fn can_run(what: &str) -> bool {
-    require_root(what)
-        && require_tool(&kubectl_bin(), "kubectl drives the cluster")
-        && require_tool(
-            std::path::Path::new("/bin/busybox"),
-            "the test image is made from busybox-static",
-        )
-}
 
 fn httpd_pod(node: &str) -> String {
     format!(
@@ -131,13 +90,13 @@ const CAP_SYS_ADMIN: u32 = 21;
 
 #[test]
 fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
-    if !can_run("the agent e2e test") {
+    if !can_run_pods("the agent e2e test") {
         return;
     }
     let host = TestHost::new();
     let master = Master::start_in(&host, &[]);
     let mut agent = Agent::start(&master, &host, "node-a");
-    import_busybox(&agent);
+    agent.import_busybox(IMAGE);
 
     eventually(60, "the node to be Ready", || {
         let out = master.kubectl(&[
@@ -150,9 +109,9 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
         (stdout(&out).trim() == "True").then_some(())
     });
 
-    apply(&master, &httpd_pod("node-a"));
+    master.apply(&httpd_pod("node-a"));
     let running = eventually(60, "pod web to be Running", || {
-        let p = pod_json(&master, "web")?;
+        let p = master.pod_json("web")?;
         (p["status"]["phase"] == "Running").then_some(p)
     });
     let status = &running["status"]["containerStatuses"][0];
@@ -265,22 +224,22 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
     );
 
     // A crashing container: restarted, and --previous shows the run before.
-    apply(&master, &crash_pod("node-a"));
+    master.apply(&crash_pod("node-a"));
     eventually(60, "the crasher to have restarted", || {
-        let p = pod_json(&master, "crash")?;
+        let p = master.pod_json("crash")?;
         (p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)).then_some(())
     });
     let previous = stdout(&master.kubectl(&["logs", "crash", "--previous"]));
     assert_eq!(previous.trim(), "run", "kubectl logs --previous");
-    let p = pod_json(&master, "crash").unwrap();
+    let p = master.pod_json("crash").unwrap();
     let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
     assert_eq!(last["exitCode"], 3, "{p}");
     assert_eq!(last["reason"], "Error");
 
     // A container over its memory limit is OOM-killed and restarted with back-off.
-    apply(&master, &oom_pod("node-a"));
+    master.apply(&oom_pod("node-a"));
     let hog = eventually(90, "the hog to be OOMKilled and restarted", || {
-        let p = pod_json(&master, "hog")?;
+        let p = master.pod_json("hog")?;
         let s = &p["status"]["containerStatuses"][0];
         let oom = s["lastState"]["terminated"]["reason"] == "OOMKilled"
             || s["state"]["terminated"]["reason"] == "OOMKilled";
@@ -288,13 +247,13 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
     });
     assert_eq!(hog["status"]["qosClass"], "Burstable");
     eventually(60, "the hog to back off", || {
-        let p = pod_json(&master, "hog")?;
+        let p = master.pod_json("hog")?;
         (p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff")
             .then_some(())
     });
 
     // kill -9 of the agent and a restart change nothing about the running pod.
-    let before = pod_json(&master, "web").unwrap()["status"]["containerStatuses"][0].clone();
+    let before = master.pod_json("web").unwrap()["status"]["containerStatuses"][0].clone();
     agent.kill();
     agent.spawn();
     eventually(30, "the restarted agent to serve again", || {
@@ -311,7 +270,7 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
             .any(|p| p["metadata"]["name"] == "web")
             .then_some(())
     });
-    let after = pod_json(&master, "web").unwrap()["status"]["containerStatuses"][0].clone();
+    let after = master.pod_json("web").unwrap()["status"]["containerStatuses"][0].clone();
     assert_eq!(after["restartCount"], 0, "{after}");
     assert_eq!(after["containerID"], before["containerID"]);
     assert_eq!(
@@ -325,7 +284,7 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
     );
 
     // A pod deleted while the agent is down is cleaned up when it comes back.
-    let crash = pod_json(&master, "crash").unwrap();
+    let crash = master.pod_json("crash").unwrap();
     let crash_uid = crash["metadata"]["uid"].as_str().unwrap().to_string();
     agent.kill();
     ok(master.kubectl(&["delete", "pod", "crash", "--force", "--grace-period=0"]));
@@ -395,20 +354,22 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
         .output()
         .unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
-    assert_eq!(links.lines().count(), 3, "links left in the host: {links}");
+    // lo, eth0 and its peer, and the pod bridge: no pod's veth is left.
+    assert_eq!(links.lines().count(), 4, "links left in the host: {links}");
+    assert!(links.contains("bosun0"), "{links}");
 }
 
 #[test]
 fn two_agents_on_one_machine_do_not_collide() {
-    if !can_run("the two-agent e2e test") {
+    if !can_run_pods("the two-agent e2e test") {
         return;
     }
     let (host_a, host_b) = TestHost::pair();
     let master = Master::start_in(&host_a, &[]);
     let agent_a = Agent::start(&master, &host_a, "node-a");
     let agent_b = Agent::start(&master, &host_b, "node-b");
-    import_busybox(&agent_a);
-    import_busybox(&agent_b);
+    agent_a.import_busybox(IMAGE);
+    agent_b.import_busybox(IMAGE);
     eventually(60, "both nodes to be Ready", || {
         let out = master.kubectl(&[
             "get",
@@ -420,9 +381,9 @@ fn two_agents_on_one_machine_do_not_collide() {
     });
     // The same pod name in two namespaces, one on each node.
     ok(master.kubectl(&["create", "namespace", "other"]));
-    apply(&master, &httpd_pod("node-a"));
+    master.apply(&httpd_pod("node-a"));
     let other = httpd_pod("node-b").replace("  name: web\n", "  name: web\n  namespace: other\n");
-    apply(&master, &other);
+    master.apply(&other);
     for ns in ["default", "other"] {
         eventually(60, "both pods to run", || {
             let out = master.kubectl(&[
@@ -474,13 +435,13 @@ fn two_agents_on_one_machine_do_not_collide() {
 
 #[test]
 fn init_containers_volumes_and_env_come_before_the_containers() {
-    if !can_run("the init-container e2e test") {
+    if !can_run_pods("the init-container e2e test") {
         return;
     }
     let host = TestHost::new();
     let master = Master::start_in(&host, &[]);
     let agent = Agent::start(&master, &host, "node-a");
-    import_busybox(&agent);
+    agent.import_busybox(IMAGE);
     ok(master.kubectl(&[
         "create",
         "configmap",
@@ -526,9 +487,9 @@ spec:
     - {{name: settings, mountPath: /etc/settings, readOnly: true}}
 "#
     );
-    apply(&master, &manifest);
+    master.apply(&manifest);
     let done = eventually(60, "the pod to succeed", || {
-        let p = pod_json(&master, "job")?;
+        let p = master.pod_json("job")?;
         matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some(p)
     });
     assert_eq!(done["status"]["phase"], "Succeeded", "{done}");

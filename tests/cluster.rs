@@ -36,10 +36,6 @@ spec:
     )
 }
 
-fn apply(m: &Master, manifest: &str) -> String {
-    ok(m.kubectl_with(&kubectl_bin(), &["apply", "-f", "-"], Some(manifest)))
-}
-
 fn jsonpath(m: &Master, args: &[&str], path: &str) -> String {
     let arg = format!("jsonpath={path}");
     let mut a: Vec<&str> = vec!["get"];
@@ -99,9 +95,9 @@ fn deployments_spread_scale_roll_and_undo_over_hollow_nodes() {
     });
 
     // 300 replicas become available and spread evenly.
-    assert!(
-        apply(&m, &deployment("web", 300, "busybox:1.36")).contains("deployment.apps/web created")
-    );
+    assert!(m
+        .apply(&deployment("web", 300, "busybox:1.36"))
+        .contains("deployment.apps/web created"));
     let status = rollout_status(&m, "web");
     assert!(
         status.contains("deployment \"web\" successfully rolled out"),
@@ -239,7 +235,7 @@ fn unschedulable_pod_stays_pending_with_the_reason() {
             .then_some(())
     });
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: huge}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    resources: {requests: {cpu: \"1000\"}}\n";
-    apply(&m, pod);
+    m.apply(pod);
     let described = eventually(60, "a FailedScheduling event", || {
         let d = ok(m.kubectl(&["describe", "pod", "huge"]));
         d.contains("FailedScheduling").then_some(d)
@@ -277,7 +273,7 @@ fn pods_of_lost_nodes_run_again_elsewhere() {
             == 20)
             .then_some(())
     });
-    apply(&m, &deployment("svc", 40, "busybox:1.36"));
+    m.apply(&deployment("svc", 40, "busybox:1.36"));
     rollout_status(&m, "svc");
     let before = pods_per_node(&m, "svc");
     assert!(before.keys().any(|n| n.starts_with("doomed")), "{before:?}");

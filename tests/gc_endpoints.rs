@@ -6,25 +6,18 @@
 mod common;
 use common::*;
 
-fn apply(m: &Master, yaml: &str) {
-    ok(m.kubectl_with(&kubectl_bin(), &["apply", "-f", "-"], Some(yaml)));
-}
-
 fn uid(m: &Master, what: &str) -> String {
     ok(m.kubectl(&["get", what, "-o", "jsonpath={.metadata.uid}"]))
 }
 
 /// An owner ConfigMap and two dependents that reference it (one blocking).
 fn family(m: &Master, owner: &str) {
-    apply(
-        m,
-        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {owner}}}\n"),
-    );
+    m.apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {owner}}}\n"
+    ));
     let u = uid(m, &format!("configmap/{owner}"));
     for (dep, block) in [("a", true), ("b", false)] {
-        apply(
-            m,
-            &format!(
+        m.apply(&format!(
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {owner}-{dep}\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {u}, blockOwnerDeletion: {block}}}\n"
             ),
         );
@@ -101,8 +94,7 @@ fn service_endpoints_and_slices_list_ready_pods() {
         return;
     }
     let m = Master::start();
-    apply(
-        &m,
+    m.apply(
         r#"
 apiVersion: v1
 kind: Service

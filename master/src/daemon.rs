@@ -55,6 +55,11 @@ pub enum MasterError {
 pub async fn run(opts: MasterOptions) -> Result<(), MasterError> {
     let service_cidr = Cidr::parse(&opts.service_cidr)
         .map_err(|e| MasterError::Config(format!("--service-cidr: {e}")))?;
+    crate::controllers::nodeipam::allocator::CidrSet::new(
+        &opts.controllers.cluster_cidr,
+        opts.controllers.node_cidr_mask_size,
+    )
+    .map_err(|e| MasterError::Config(format!("--cluster-cidr / --node-cidr-mask-size: {e}")))?;
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| MasterError::DataDir {
         dir: opts.data_dir.display().to_string(),
         source,

@@ -1,8 +1,9 @@
 //! Simulated hosts for end-to-end tests of the agent: a network namespace the
-//! test made (`bt<pid>h<n>`, with `lo` and a `eth0` (one end of a veth pair whose
-//! other end stays inside too) holding the host's address), a master and agents running inside it, and guards that remove
+//! test made (`bt<pid>h<n>`, with `lo` and an `eth0` holding the host's
+//! address), a master and agents running inside it, and guards that remove
 //! everything — processes, mounts, cgroups, the namespace — even when a test
-//! panics. The host's own network namespace is never touched.
+//! panics. The host's own network namespace is never touched. Several hosts
+//! on one test switch: [`super::cluster`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +36,17 @@ pub fn require_root(what: &str) -> bool {
     false
 }
 
+/// Root, kubectl and busybox-static — what a test running real pods needs —
+/// or a printed skip (a failure under CI).
+pub fn can_run_pods(what: &str) -> bool {
+    require_root(what)
+        && super::require_tool(&super::kubectl_bin(), "kubectl drives the cluster")
+        && super::require_tool(
+            Path::new("/bin/busybox"),
+            "the test image is made from busybox-static",
+        )
+}
+
 /// Whether this test process runs as root.
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -47,7 +59,8 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn run(cmd: &mut Command) {
+/// Runs `cmd`, asserting that it succeeds.
+pub fn run(cmd: &mut Command) {
     let out = cmd.output().expect("run a command");
     assert!(
         out.status.success(),
@@ -65,58 +78,53 @@ pub struct TestHost {
 
 impl TestHost {
     pub fn new() -> TestHost {
-        let name = unique("h");
         let n = NEXT.fetch_add(1, Ordering::Relaxed) % 250 + 1;
-        let ip = format!("10.254.{n}.2");
-        run(Command::new("ip").args(["netns", "add", &name]));
-        let host = TestHost { name, ip };
-        run(Command::new("ip").args(["-n", &host.name, "link", "set", "lo", "up"]));
+        let host = TestHost::bare(format!("10.254.{n}.2"));
         // No dummy module on these kernels: a veth pair with both ends inside.
         run(Command::new("ip").args([
             "-n", &host.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
         ]));
         run(Command::new("ip").args(["-n", &host.name, "link", "set", "eth0p", "up"]));
+        host.address_eth0("24");
+        host
+    }
+
+    /// A new namespace with `lo` up and nothing else; `ip` is the address the
+    /// caller gives its `eth0`.
+    pub fn bare(ip: String) -> TestHost {
+        let name = unique("h");
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let host = TestHost { name, ip };
+        run(Command::new("ip").args(["-n", &host.name, "link", "set", "lo", "up"]));
+        host
+    }
+
+    /// Puts the host's address on its `eth0` and brings it up.
+    pub fn address_eth0(&self, prefix: &str) {
         run(Command::new("ip").args([
             "-n",
-            &host.name,
+            &self.name,
             "addr",
             "add",
-            &format!("{}/24", host.ip),
+            &format!("{}/{prefix}", self.ip),
             "dev",
             "eth0",
         ]));
-        run(Command::new("ip").args(["-n", &host.name, "link", "set", "eth0", "up"]));
-        host
+        run(Command::new("ip").args(["-n", &self.name, "link", "set", "eth0", "up"]));
     }
 
     /// Two hosts on one link: `eth0` of each is an end of the same veth pair,
     /// addresses `10.254.<n>.1/24` and `10.254.<n>.2/24`.
     pub fn pair() -> (TestHost, TestHost) {
         let n = NEXT.fetch_add(1, Ordering::Relaxed) % 250 + 1;
-        let make = |ip: String| {
-            let name = unique("h");
-            run(Command::new("ip").args(["netns", "add", &name]));
-            run(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
-            TestHost { name, ip }
-        };
-        let a = make(format!("10.254.{n}.1"));
-        let b = make(format!("10.254.{n}.2"));
+        let a = TestHost::bare(format!("10.254.{n}.1"));
+        let b = TestHost::bare(format!("10.254.{n}.2"));
         run(Command::new("ip").args([
             "-n", &a.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
             &b.name,
         ]));
-        for h in [&a, &b] {
-            run(Command::new("ip").args([
-                "-n",
-                &h.name,
-                "addr",
-                "add",
-                &format!("{}/24", h.ip),
-                "dev",
-                "eth0",
-            ]));
-            run(Command::new("ip").args(["-n", &h.name, "link", "set", "eth0", "up"]));
-        }
+        a.address_eth0("24");
+        b.address_eth0("24");
         (a, b)
     }
 
@@ -240,6 +248,28 @@ impl Agent {
         a
     }
 
+    /// Imports a busybox image (see [`busybox_rootfs`]) as `tag` into this
+    /// agent's image store.
+    pub fn import_busybox(&self, tag: &str) {
+        let rootfs = self.dir.path().join("rootfs");
+        if !rootfs.exists() {
+            busybox_rootfs(&rootfs, "bosun-e2e-image");
+        }
+        let out = Command::new(bosun_bin())
+            .args(["image", "import", "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--rootfs")
+            .arg(&rootfs)
+            .args(["--tag", tag])
+            .output()
+            .expect("run bosun image import");
+        assert!(
+            out.status.success(),
+            "image import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -267,6 +297,18 @@ impl Agent {
             .expect("start bosun agent");
         self.child = Some(child);
         self.log = log;
+    }
+
+    /// Runs `bosun agent --cleanup` with this agent's flags, in its host.
+    pub fn run_cleanup(&self) -> std::process::Output {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.netns.display()))
+            .arg("--")
+            .arg(bosun_bin())
+            .args(&self.args)
+            .arg("--cleanup")
+            .output()
+            .expect("run bosun agent --cleanup")
     }
 
     pub fn log_text(&self) -> String {

@@ -3,6 +3,7 @@
 //! helpers to run kubectl against it. Loopback only: no test touches another address.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod host;
 
 use std::io::Write;
@@ -165,6 +166,21 @@ impl Master {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// `kubectl apply -f -` of `manifest`; asserts success, returns stdout.
+    #[track_caller]
+    pub fn apply(&self, manifest: &str) -> String {
+        ok(self.kubectl_with(&kubectl_bin(), &["apply", "-f", "-"], Some(manifest)))
+    }
+
+    /// The pod `name` (default namespace) as JSON, or `None` when it is not there.
+    pub fn pod_json(&self, name: &str) -> Option<serde_json::Value> {
+        let out = self.kubectl(&["get", "pod", name, "-o", "json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
     }
 
     /// Runs the 1.32 kubectl (or `BOSUN_KUBECTL`) with this master's kubeconfig.

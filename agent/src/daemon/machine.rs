@@ -1,6 +1,7 @@
-//! The kubelet's [`Cri`] made real: the container runtime ([`crate::runtime`])
-//! and the image store ([`crate::image`]) of this host. It turns a pod into a
-//! sandbox spec (hostname, /etc/hosts, resolv.conf, cgroup limits) and a
+//! The kubelet's [`Cri`] made real: the container runtime ([`crate::runtime`]),
+//! the image store ([`crate::image`]) and the pod network ([`crate::network`])
+//! of this host. It turns a pod into a sandbox spec (hostname, /etc/hosts,
+//! resolv.conf, cgroup limits) wired to an address of the node's podCIDR, and a
 //! container into an OCI spec on the image's layers.
 
 use std::os::fd::OwnedFd;
@@ -12,6 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use crate::image::{ImageError, ImageStore};
 use crate::kubelet::cri::{Cri, FoundContainer, FoundPod, StartFailure, StartRequest};
 use crate::kubelet::model::{Instance, RunState};
+use crate::network::Network;
 use crate::runtime::spec::{self, SpecInput, VolumeMountSpec};
 use crate::runtime::{ContainerSpec, ContainerState, Runtime, RuntimeError, SandboxSpec};
 
@@ -19,6 +21,7 @@ use crate::runtime::{ContainerSpec, ContainerState, Runtime, RuntimeError, Sandb
 pub struct Machine {
     pub runtime: Runtime,
     pub images: ImageStore,
+    pub network: Network,
     /// The host's resolv.conf, given to pods (there is no cluster DNS yet).
     pub resolv_conf: PathBuf,
 }
@@ -132,15 +135,23 @@ fn run_state(state: ContainerState) -> RunState {
 impl Cri for Machine {
     fn create_sandbox(&self, pod: &Pod) -> Result<(), String> {
         let spec = pod.spec.clone().unwrap_or_default();
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let host_network = spec.host_network.unwrap_or(false);
+        let chain = |e: &dyn std::error::Error| crate::error_chain(e);
+        let ip = if host_network {
+            None
+        } else {
+            Some(self.network.allocate(&uid).map_err(|e| chain(&e))?)
+        };
         let hostname = pod_hostname(pod);
         let host_resolv = std::fs::read_to_string(&self.resolv_conf).unwrap_or_default();
         let sandbox = SandboxSpec {
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            uid: uid.clone(),
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             name: pod.metadata.name.clone().unwrap_or_default(),
-            hosts_file: hosts_file(pod, &hostname, None),
+            hosts_file: hosts_file(pod, &hostname, ip.map(|ip| ip.to_string()).as_deref()),
             hostname,
-            host_network: spec.host_network.unwrap_or(false),
+            host_network,
             host_ipc: spec.host_ipc.unwrap_or(false),
             host_pid: spec.host_pid.unwrap_or(false),
             share_process_namespace: spec.share_process_namespace.unwrap_or(false),
@@ -149,7 +160,19 @@ impl Cri for Machine {
         };
         self.runtime
             .create_sandbox(&sandbox)
-            .map_err(|e| crate::error_chain(&e))
+            .map_err(|e| chain(&e))?;
+        let Some(ip) = ip else {
+            return Ok(());
+        };
+        let paths = self.runtime.sandbox_paths(&uid).map_err(|e| chain(&e))?;
+        let netns = paths
+            .net
+            .ok_or_else(|| format!("pod {uid} has no network namespace of its own"))?;
+        self.network.attach(&uid, &netns, ip).map_err(|e| chain(&e))
+    }
+
+    fn pod_ip(&self, uid: &str) -> Option<String> {
+        self.network.address_of(uid).map(|ip| ip.to_string())
     }
 
     fn start_container(&self, req: &StartRequest<'_>) -> Result<Instance, StartFailure> {
@@ -247,6 +270,11 @@ impl Cri for Machine {
     fn remove_sandbox(&self, uid: &str) -> Result<(), String> {
         self.runtime
             .remove_sandbox(uid)
+            .map_err(|e| crate::error_chain(&e))?;
+        // The pod's veth pair went with its network namespace; its address
+        // is free once nothing can use it any more.
+        self.network
+            .release(uid)
             .map_err(|e| crate::error_chain(&e))
     }
 

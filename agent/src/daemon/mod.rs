@@ -1,9 +1,12 @@
 //! `bosun agent`: joins the cluster, registers the Node and keeps its Lease,
-//! runs the kubelet on this host's runtime and image store, and serves the
-//! authenticated (:10250) and read-only (:10255) ports. Stopping the agent
-//! leaves the pods running; the next start adopts them.
+//! sets up the pod network once the master has given the node its podCIDR and
+//! keeps the routes to the other nodes, runs the kubelet on this host's
+//! runtime, image store and network, and serves the authenticated (:10250) and
+//! read-only (:10255) ports. Stopping the agent leaves the pods running; the
+//! next start adopts them. `bosun agent --cleanup` ([`cleanup`]) removes it all.
 
 mod machine;
+mod net;
 mod view;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -39,6 +42,12 @@ pub struct AgentOptions {
     pub shim_exe: PathBuf,
     /// Most processes a pod may have (`None`: unlimited, the kubelet's default).
     pub pod_pids_limit: Option<i64>,
+    /// The cluster's pod CIDR, e.g. `10.244.0.0/16`.
+    pub cluster_cidr: String,
+    /// The node's pod bridge, e.g. `bosun0`.
+    pub bridge: String,
+    /// The nftables table (family ip) the agent owns, e.g. `bosun`.
+    pub nft_table: String,
 }
 
 /// Why the agent could not run.
@@ -65,6 +74,8 @@ pub enum AgentError {
     },
     #[error("making the API client")]
     Client(#[source] api::client::ClientError),
+    #[error("setting up the pod network")]
+    Network(#[source] crate::network::NetError),
 }
 
 impl AgentError {
@@ -102,6 +113,22 @@ fn progress(line: &str) {
     println!("agent: {line}");
 }
 
+fn runtime_config(opts: &AgentOptions) -> RuntimeConfig {
+    RuntimeConfig {
+        pods_dir: opts.data_dir.join("pods"),
+        log_root: opts.log_root.clone(),
+        cgroup_root: opts.cgroup_root.clone(),
+        cgroup_parent: opts
+            .cgroup_parent
+            .clone()
+            .unwrap_or_else(|| format!("bosun/{}", opts.node_name)),
+        shim_exe: opts.shim_exe.clone(),
+        log_max_size: 10 << 20,
+        // The kubelet's podPidsLimit default (-1): unlimited.
+        pod_pids_limit: opts.pod_pids_limit,
+    }
+}
+
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     if !valid_node_name(&opts.node_name) {
@@ -110,6 +137,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
             opts.node_name
         )));
     }
+    let net_opts = net_options(&opts)?;
     let node_cfg = NodeConfig {
         name: opts.node_name.clone(),
         node_ips: opts.node_ip.into_iter().collect(),
@@ -168,19 +196,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let client = creds.client().map_err(AgentError::Client)?;
 
     let pods_dir = opts.data_dir.join("pods");
-    let runtime_cfg = RuntimeConfig {
-        pods_dir: pods_dir.clone(),
-        log_root: opts.log_root.clone(),
-        cgroup_root: opts.cgroup_root.clone(),
-        cgroup_parent: opts
-            .cgroup_parent
-            .clone()
-            .unwrap_or_else(|| format!("bosun/{}", opts.node_name)),
-        shim_exe: opts.shim_exe.clone(),
-        log_max_size: 10 << 20,
-        // The kubelet's podPidsLimit default (-1): unlimited.
-        pod_pids_limit: opts.pod_pids_limit,
-    };
+    let runtime_cfg = runtime_config(&opts);
     let runtime = tokio::task::spawn_blocking(move || Runtime::new(runtime_cfg))
         .await
         .map_err(|e| AgentError::Usage(e.to_string()))?
@@ -209,13 +225,35 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let memory = registered.facts.memory_bytes as i128;
     tokio::spawn(node::run_heartbeat(client.clone(), node_cfg, registered));
 
+    let api = Api::new(client, 16);
+    let IpAddr::V4(node_ipv4) = host_ip else {
+        return Err(AgentError::Usage(format!(
+            "--node-ip {host_ip}: the pod network needs an IPv4 node address"
+        )));
+    };
+    let on_disk = {
+        let r = runtime.clone();
+        tokio::task::spawn_blocking(move || r.list())
+            .await
+            .map_err(|e| AgentError::Usage(e.to_string()))?
+            .map_err(AgentError::Runtime)?
+    };
+    let live = on_disk.into_iter().map(|p| p.uid).collect();
+    let network = net::start(&api, &net_opts, &opts.node_name, node_ipv4, live).await?;
+    tokio::spawn(net::sync_routes(
+        api.clone(),
+        network.clone(),
+        opts.node_name.clone(),
+    ));
+
     let machine = Arc::new(Machine {
         runtime: runtime.clone(),
         images,
+        network,
         resolv_conf: PathBuf::from("/etc/resolv.conf"),
     });
     let shared = Arc::new(Shared::new(
-        Api::new(client, 16),
+        api,
         machine,
         opts.node_name.clone(),
         host_ip.to_string(),
@@ -284,6 +322,54 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let _ = stop_tx.send(true);
     while servers.join_next().await.is_some() {}
     Ok(())
+}
+
+fn net_options(opts: &AgentOptions) -> Result<net::NetOptions, AgentError> {
+    let cluster_cidr = api::cidr::Cidr::parse(&opts.cluster_cidr)
+        .map_err(|e| AgentError::Usage(format!("--cluster-cidr: {e}")))?;
+    for (flag, name) in [("--bridge", &opts.bridge), ("--nft-table", &opts.nft_table)] {
+        let ok = !name.is_empty()
+            && name.len() <= 15
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(AgentError::Usage(format!(
+                "{flag} {name:?}: use 1 to 15 letters, digits, '-' or '_'"
+            )));
+        }
+    }
+    Ok(net::NetOptions {
+        cluster_cidr,
+        bridge: opts.bridge.clone(),
+        nft_table: opts.nft_table.clone(),
+        state_dir: opts.data_dir.join("network"),
+    })
+}
+
+/// `bosun agent --cleanup`: stops every pod this agent runs and removes what it
+/// made in the kernel — the pods' namespaces, cgroups and mounts, the bridge,
+/// the routes to other nodes, the nftables table and the address claims. The
+/// data dir keeps its credentials and images. Returns a one-line summary.
+pub fn cleanup(opts: &AgentOptions) -> Result<String, AgentError> {
+    let net_opts = net_options(opts)?;
+    let mut pods = 0;
+    if opts.data_dir.join("pods").is_dir() {
+        let runtime = Runtime::open(runtime_config(opts)).map_err(AgentError::Runtime)?;
+        for pod in runtime.list().map_err(AgentError::Runtime)? {
+            runtime
+                .remove_sandbox(&pod.uid)
+                .map_err(AgentError::Runtime)?;
+            pods += 1;
+        }
+        runtime.empty_trash_now().map_err(AgentError::Runtime)?;
+    }
+    crate::network::cleanup(&net_opts.bridge, &net_opts.nft_table, &net_opts.state_dir)
+        .map_err(AgentError::Network)?;
+    Ok(format!(
+        "removed {pods} pods, bridge {}, routes to other nodes and nftables table {}",
+        net_opts.bridge, net_opts.nft_table
+    ))
 }
 
 async fn shutdown_signal() {

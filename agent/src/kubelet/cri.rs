@@ -63,6 +63,9 @@ pub struct FoundPod {
 pub trait Cri: Send + Sync + 'static {
     /// Makes the pod's sandbox (namespaces, cgroup, etc files); idempotent.
     fn create_sandbox(&self, pod: &Pod) -> Result<(), String>;
+    /// The pod's address on the pod network (`None` for host-network pods and
+    /// pods without a sandbox).
+    fn pod_ip(&self, uid: &str) -> Option<String>;
     /// Starts one run of a container; returns it running.
     fn start_container(&self, req: &StartRequest<'_>) -> Result<Instance, StartFailure>;
     /// How a run stands now (`None`: the runtime has no record of it).

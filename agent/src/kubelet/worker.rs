@@ -46,6 +46,8 @@ struct Worker {
     pod: Arc<Pod>,
     tracks: HashMap<String, Track>,
     sandbox_ready: bool,
+    /// The pod's address on the pod network, once its sandbox is wired.
+    sandbox_ip: Option<String>,
     start_time: SystemTime,
     /// A hash of the status last written (the status itself is not kept).
     last_status: Option<u64>,
@@ -84,6 +86,7 @@ pub async fn run(
         pod,
         tracks: HashMap::new(),
         sandbox_ready: false,
+        sandbox_ip: None,
         start_time,
         last_status: None,
         seen: Some(std::time::Instant::now()),
@@ -147,6 +150,7 @@ impl Worker {
     /// Takes over the runs an earlier agent left on disk.
     fn adopt(&mut self, found: FoundPod) {
         self.sandbox_ready = true;
+        self.sandbox_ip = self.shared.cri.pod_ip(&self.uid);
         self.seen = None;
         let mut by_name: HashMap<String, Vec<Instance>> = HashMap::new();
         for c in found.containers {
@@ -235,11 +239,17 @@ impl Worker {
         if !self.sandbox_ready {
             let cri = self.shared.cri.clone();
             let pod = self.pod.clone();
-            let made = tokio::task::spawn_blocking(move || cri.create_sandbox(&pod))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+            let uid = self.uid.clone();
+            let made = tokio::task::spawn_blocking(move || {
+                cri.create_sandbox(&pod).map(|()| cri.pod_ip(&uid))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
             match made {
-                Ok(()) => self.sandbox_ready = true,
+                Ok(ip) => {
+                    self.sandbox_ready = true;
+                    self.sandbox_ip = ip;
+                }
                 Err(e) => {
                     tracing::warn!(pod = %self.uid, error = %e, "creating the pod sandbox");
                     self.write_status(&Plan::default()).await;
@@ -442,7 +452,11 @@ impl Worker {
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false);
-        host_network.then(|| self.shared.host_ip.clone())
+        if host_network {
+            Some(self.shared.host_ip.clone())
+        } else {
+            self.sandbox_ip.clone()
+        }
     }
 
     /// Writes pods/status when it differs from what was last written.
@@ -657,6 +671,9 @@ mod tests {
     impl super::super::cri::Cri for NoCri {
         fn create_sandbox(&self, _: &Pod) -> Result<(), String> {
             Err("no".into())
+        }
+        fn pod_ip(&self, _: &str) -> Option<String> {
+            None
         }
         fn start_container(&self, _: &StartRequest<'_>) -> Result<Instance, StartFailure> {
             Err(StartFailure::Create("no".into()))

@@ -250,8 +250,17 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Runtime {
-    /// Discovers the cgroup hierarchy once and makes the dirs.
+    /// Discovers the cgroup hierarchy once, makes the dirs and keeps a warm
+    /// shim ready for the first container.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let rt = Self::open(config)?;
+        rt.refill_warm_shim();
+        Ok(rt)
+    }
+
+    /// [`Runtime::new`] without the warm shim: for one-off work such as
+    /// `bosun agent --cleanup`.
+    pub fn open(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         fs::create_dir_all(&config.pods_dir)
             .map_err(RuntimeError::io("create", &config.pods_dir))?;
         let cgroups = cgroups::Cgroups::discover(&config.cgroup_root)?;
@@ -264,8 +273,21 @@ impl Runtime {
                 warm: std::sync::Mutex::new(None),
             }),
         };
-        rt.refill_warm_shim();
         Ok(rt)
+    }
+
+    /// Deletes what removed pods left in the trash now, not in the background
+    /// (for a process about to exit).
+    pub fn empty_trash_now(&self) -> Result<(), RuntimeError> {
+        for parent in [&self.inner.config.pods_dir, &self.inner.config.log_root] {
+            let trash = parent.join(sandbox::TRASH);
+            match fs::remove_dir_all(&trash) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RuntimeError::io("remove", &trash)(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Starts the next warm shim in the background (if none is waiting).

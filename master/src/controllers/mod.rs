@@ -32,8 +32,10 @@ use std::time::Duration;
 /// Settings of the controllers (flags of `bosun master`).
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Pods' addresses; each node gets a /24 of it.
+    /// Pods' addresses; each node gets a `/node_cidr_mask_size` of it.
     pub cluster_cidr: String,
+    /// The prefix length of each node's podCIDR (upstream's default: 24).
+    pub node_cidr_mask_size: u8,
     /// How long a node may go without renewing its Lease before it is Unknown.
     pub node_monitor_grace_period: Duration,
     /// The default tolerationSeconds for not-ready/unreachable taints.
@@ -48,6 +50,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             cluster_cidr: "10.244.0.0/16".into(),
+            node_cidr_mask_size: nodeipam::allocator::NODE_MASK,
             node_monitor_grace_period: Duration::from_secs(40),
             default_unreachable_toleration_seconds: 300,
             terminated_pod_gc_threshold: 12500,

@@ -5,7 +5,7 @@
 
 use crate::apiserver::Cidr;
 
-/// The subnet every node gets, as upstream's `--node-cidr-mask-size`.
+/// The subnet every node gets by default, as upstream's `--node-cidr-mask-size`.
 pub const NODE_MASK: u8 = 24;
 
 /// At most 2^16 subnets per cluster CIDR, as upstream.

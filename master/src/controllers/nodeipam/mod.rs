@@ -18,7 +18,7 @@ use super::informer::{Change, Informer, Object as _};
 use super::queue::{run_workers, Queue};
 use super::{Informers, Options};
 use crate::apiserver::{crud_resource, ApiError, Kube, PatchType};
-use allocator::{CidrSet, NODE_MASK};
+use allocator::CidrSet;
 use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -55,7 +55,7 @@ fn pod_cidr(node: &Node) -> Option<&str> {
 
 /// Starts the controller (it logs and does nothing when the cluster CIDR is bad).
 pub fn start(kube: &Kube, informers: &Arc<Informers>, options: &Options) {
-    let set = match CidrSet::new(&options.cluster_cidr, NODE_MASK) {
+    let set = match CidrSet::new(&options.cluster_cidr, options.node_cidr_mask_size) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "node IPAM disabled");
