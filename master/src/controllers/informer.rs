@@ -5,8 +5,10 @@
 //! falls behind (410) it lists again and tells subscribers what changed meanwhile.
 
 use crate::apiserver::Kube;
+use crate::controllers::gc::graph::PartialMeta;
 use crate::store::{EventType, Revision, StoreError};
 use api::resources::Resource;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -46,7 +48,13 @@ impl<T> Clone for Change<T> {
 
 /// What the informer needs of a cached type.
 pub trait Object: DeserializeOwned + Send + Sync + 'static {
-    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    fn name(&self) -> Option<&str>;
+    fn namespace(&self) -> Option<&str>;
+    fn uid(&self) -> Option<&str>;
+    fn resource_version(&self) -> Option<&str>;
+
+    /// What the garbage collector keeps of the object.
+    fn gc_meta(&self) -> PartialMeta;
 
     /// Drops what no controller reads before the object is cached, at least its
     /// `managedFields` (half of a typed k8s-openapi pod's memory), as client-go
@@ -55,24 +63,32 @@ pub trait Object: DeserializeOwned + Send + Sync + 'static {
 
     /// `namespace/name`, or `name` for cluster-scoped objects: the cache key.
     fn cache_key(&self) -> String {
-        let m = self.meta();
-        match &m.namespace {
-            Some(ns) if !ns.is_empty() => format!("{ns}/{}", m.name.as_deref().unwrap_or("")),
-            _ => m.name.clone().unwrap_or_default(),
-        }
+        key(self.namespace(), self.name().unwrap_or(""))
     }
 }
 
 impl<T> Object for T
 where
-    T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    T: k8s_openapi::Metadata<Ty = ObjectMeta> + DeserializeOwned + Send + Sync + 'static,
 {
-    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        self.metadata()
+    fn name(&self) -> Option<&str> {
+        self.metadata().name.as_deref()
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        self.metadata().namespace.as_deref()
+    }
+
+    fn uid(&self) -> Option<&str> {
+        self.metadata().uid.as_deref()
+    }
+
+    fn resource_version(&self) -> Option<&str> {
+        self.metadata().resource_version.as_deref()
+    }
+
+    fn gc_meta(&self) -> PartialMeta {
+        PartialMeta::from_meta(self.metadata())
     }
 
     fn strip(&mut self) {
@@ -225,7 +241,7 @@ impl<T: Object> Informer<T> {
                     seen.insert(key.clone());
                     let unchanged = self
                         .get(&key)
-                        .is_some_and(|o| o.meta().resource_version == obj.meta().resource_version);
+                        .is_some_and(|o| o.resource_version() == obj.resource_version());
                     if !unchanged {
                         self.apply(key, Some(Arc::new(obj)));
                     }

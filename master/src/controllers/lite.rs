@@ -5,14 +5,25 @@
 //! nesting so that code reading `pod.spec.as_ref()?.node_name` is the same for
 //! both. Unknown fields are ignored when decoding. Nothing writes a cached pod
 //! back: write paths build the patch they need.
+//!
+//! Most of a pod is the same as in its siblings: the pods of one ReplicaSet have
+//! one namespace, one label set, one owner, one list of containers and
+//! tolerations, and pods that started in the same second the same conditions.
+//! Those parts are decoded into shared values ([`Arc`]s handed out by an
+//! [`Interner`] while decoding), so 10,000 replicas hold one copy of them; only
+//! what differs per pod (name, uid, node, IPs, times) is the pod's own. Memory
+//! per cached pod is in docs/PERF.md (bench/scheduler).
 
 use k8s_openapi::api::core::v1::{
     Affinity, ContainerPort, PodIP, ResourceRequirements, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use serde::{Deserialize, Deserializer};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// A pod as the informer caches it.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -23,21 +34,49 @@ pub struct Pod {
     pub status: Option<PodStatus>,
 }
 
+/// The part of a pod's metadata the controllers read; what sibling pods share
+/// is shared.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectMeta {
+    pub name: Option<String>,
+    #[serde(deserialize_with = "shared_str")]
+    pub namespace: Option<Arc<str>>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub creation_timestamp: Option<Time>,
+    pub deletion_timestamp: Option<Time>,
+    pub deletion_grace_period_seconds: Option<i64>,
+    #[serde(deserialize_with = "shared")]
+    pub labels: Option<Arc<BTreeMap<String, String>>>,
+    #[serde(deserialize_with = "shared")]
+    pub annotations: Option<Arc<BTreeMap<String, String>>>,
+    #[serde(deserialize_with = "shared")]
+    pub owner_references: Option<Arc<Vec<OwnerReference>>>,
+    pub finalizers: Option<Vec<String>>,
+}
+
 /// The part of `spec` the controllers and the scheduler read.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PodSpec {
     pub node_name: Option<String>,
-    pub scheduler_name: Option<String>,
-    pub containers: Vec<Container>,
-    pub init_containers: Option<Vec<Container>>,
+    #[serde(deserialize_with = "shared_str")]
+    pub scheduler_name: Option<Arc<str>>,
+    #[serde(deserialize_with = "shared_vec")]
+    pub containers: Arc<Vec<Container>>,
+    #[serde(deserialize_with = "shared")]
+    pub init_containers: Option<Arc<Vec<Container>>>,
     pub overhead: Option<BTreeMap<String, Quantity>>,
-    pub node_selector: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "shared")]
+    pub node_selector: Option<Arc<BTreeMap<String, String>>>,
     /// Boxed: set on few pods, and large.
     pub affinity: Option<Box<Affinity>>,
-    pub tolerations: Option<Vec<Toleration>>,
+    #[serde(deserialize_with = "shared")]
+    pub tolerations: Option<Arc<Vec<Toleration>>>,
     pub priority: Option<i32>,
-    pub restart_policy: Option<String>,
+    #[serde(deserialize_with = "shared_str")]
+    pub restart_policy: Option<Arc<str>>,
     pub hostname: Option<String>,
     pub subdomain: Option<String>,
 }
@@ -58,17 +97,21 @@ pub struct Container {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PodStatus {
-    pub phase: Option<String>,
-    pub conditions: Option<Vec<PodCondition>>,
+    #[serde(deserialize_with = "shared_str")]
+    pub phase: Option<Arc<str>>,
+    #[serde(deserialize_with = "shared")]
+    pub conditions: Option<Arc<Vec<PodCondition>>>,
     #[serde(rename = "podIP")]
     pub pod_ip: Option<String>,
     #[serde(rename = "podIPs")]
     pub pod_ips: Option<Vec<PodIP>>,
-    #[serde(rename = "hostIP")]
-    pub host_ip: Option<String>,
+    #[serde(rename = "hostIP", deserialize_with = "shared_str")]
+    pub host_ip: Option<Arc<str>>,
     pub start_time: Option<Time>,
-    pub container_statuses: Option<Vec<ContainerStatus>>,
-    pub init_container_statuses: Option<Vec<ContainerStatus>>,
+    #[serde(deserialize_with = "shared")]
+    pub container_statuses: Option<Arc<Vec<ContainerStatus>>>,
+    #[serde(deserialize_with = "shared")]
+    pub init_container_statuses: Option<Arc<Vec<ContainerStatus>>>,
     pub reason: Option<String>,
     pub nominated_node_name: Option<String>,
 }
@@ -86,7 +129,7 @@ pub struct PodCondition {
 }
 
 /// The part of a container's status the controllers read.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ContainerStatus {
     pub name: String,
@@ -95,41 +138,98 @@ pub struct ContainerStatus {
     pub started: Option<bool>,
 }
 
-impl super::informer::Object for Pod {
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
+/// Reading the metadata of a cached pod and of a typed k8s-openapi object alike,
+/// for the helpers that take either.
+pub trait Meta {
+    fn name(&self) -> Option<&str>;
+    fn namespace(&self) -> Option<&str>;
+    fn uid(&self) -> Option<&str>;
+    fn resource_version(&self) -> Option<&str>;
+    fn labels(&self) -> Option<&BTreeMap<String, String>>;
+    fn owner_references(&self) -> &[OwnerReference];
+}
 
-    /// Also gives back the spare capacity of every list (decoding grows them
-    /// by doubling: five conditions would hold room for eight).
-    fn strip(&mut self) {
-        let m = &mut self.metadata;
-        m.managed_fields = None;
-        shrink(&mut m.owner_references);
-        shrink(&mut m.finalizers);
-        if let Some(spec) = &mut self.spec {
-            spec.containers.shrink_to_fit();
-            for c in spec.containers.iter_mut() {
-                shrink(&mut c.ports);
-            }
-            shrink(&mut spec.init_containers);
-            for c in spec.init_containers.iter_mut().flatten() {
-                shrink(&mut c.ports);
-            }
-            shrink(&mut spec.tolerations);
-        }
-        if let Some(status) = &mut self.status {
-            shrink(&mut status.conditions);
-            shrink(&mut status.pod_ips);
-            shrink(&mut status.container_statuses);
-            shrink(&mut status.init_container_statuses);
-        }
+impl Meta for ObjectMeta {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+    fn resource_version(&self) -> Option<&str> {
+        self.resource_version.as_deref()
+    }
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.labels.as_deref()
+    }
+    fn owner_references(&self) -> &[OwnerReference] {
+        self.owner_references.as_deref().map_or(&[], Vec::as_slice)
     }
 }
 
-fn shrink<T>(list: &mut Option<Vec<T>>) {
-    if let Some(l) = list {
-        l.shrink_to_fit();
+impl Meta for k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+    fn resource_version(&self) -> Option<&str> {
+        self.resource_version.as_deref()
+    }
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.labels.as_ref()
+    }
+    fn owner_references(&self) -> &[OwnerReference] {
+        self.owner_references.as_deref().unwrap_or(&[])
+    }
+}
+
+impl super::informer::Object for Pod {
+    fn name(&self) -> Option<&str> {
+        self.metadata.name.as_deref()
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        self.metadata.namespace.as_deref()
+    }
+
+    fn uid(&self) -> Option<&str> {
+        self.metadata.uid.as_deref()
+    }
+
+    fn resource_version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+
+    fn gc_meta(&self) -> crate::controllers::gc::graph::PartialMeta {
+        let m = &self.metadata;
+        crate::controllers::gc::graph::PartialMeta::new(
+            m.name.as_deref(),
+            m.namespace.as_deref(),
+            m.uid.as_deref(),
+            m.owner_references.as_deref().map(Vec::as_slice),
+            m.finalizers.as_deref(),
+            m.deletion_timestamp.is_some(),
+        )
+    }
+
+    /// Gives back the spare capacity of the lists that are the pod's own
+    /// (decoding grows them by doubling); the shared ones were shrunk when they
+    /// were interned.
+    fn strip(&mut self) {
+        if let Some(f) = &mut self.metadata.finalizers {
+            f.shrink_to_fit();
+        }
+        if let Some(ips) = self.status.as_mut().and_then(|s| s.pod_ips.as_mut()) {
+            ips.shrink_to_fit();
+        }
     }
 }
 
@@ -143,12 +243,251 @@ impl Pod {
             "kind": "Pod",
             "metadata": {
                 "name": m.name,
-                "namespace": m.namespace,
+                "namespace": m.namespace.as_deref(),
                 "uid": m.uid,
                 "resourceVersion": m.resource_version,
             },
         })
     }
+}
+
+/// A table of shared values of one type: [`Interner::intern`] hands out the
+/// `Arc` of an equal value already held, or keeps the new one. Values are found
+/// by a fingerprint (a hash of some or all of their fields, see [`Internable`])
+/// and compared in full, so two values share an `Arc` only when they are equal.
+/// Values no pod holds any more are dropped on a sweep, run whenever the table
+/// has doubled since the last one (amortised O(1) per call).
+pub struct Interner<T: ?Sized> {
+    table: Mutex<Table<T>>,
+}
+
+struct Table<T: ?Sized> {
+    buckets: HashMap<u64, Vec<Arc<T>>>,
+    len: usize,
+    sweep_at: usize,
+}
+
+/// Entries a table holds before its first sweep.
+const FIRST_SWEEP: usize = 1024;
+
+impl<T: ?Sized + PartialEq> Interner<T> {
+    pub fn new() -> Self {
+        Self {
+            table: Mutex::new(Table {
+                buckets: HashMap::new(),
+                len: 0,
+                sweep_at: FIRST_SWEEP,
+            }),
+        }
+    }
+
+    /// The shared copy of `value`: an equal one already held (`same` compares
+    /// in full), or `value` itself, made shareable by `make` and kept.
+    pub fn intern_by<V>(
+        &self,
+        value: V,
+        fingerprint: u64,
+        same: impl Fn(&T, &V) -> bool,
+        make: impl FnOnce(V) -> Arc<T>,
+    ) -> Arc<T> {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = t
+            .buckets
+            .get(&fingerprint)
+            .and_then(|b| b.iter().find(|held| same(held, &value)))
+        {
+            return found.clone();
+        }
+        if t.len >= t.sweep_at {
+            t.sweep();
+        }
+        let shared = make(value);
+        t.buckets
+            .entry(fingerprint)
+            .or_default()
+            .push(shared.clone());
+        t.len += 1;
+        shared
+    }
+
+    /// Distinct values held.
+    pub fn len(&self) -> usize {
+        self.table.lock().unwrap_or_else(|e| e.into_inner()).len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T: ?Sized + PartialEq> Default for Interner<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: ?Sized> Table<T> {
+    /// Drops the values only the table holds.
+    fn sweep(&mut self) {
+        self.buckets.retain(|_, b| {
+            b.retain(|v| Arc::strong_count(v) > 1);
+            !b.is_empty()
+        });
+        self.len = self.buckets.values().map(Vec::len).sum();
+        self.sweep_at = (self.len * 2).max(FIRST_SWEEP);
+    }
+}
+
+/// A type whose values the cache shares between pods.
+pub trait Internable: PartialEq + Sized + 'static {
+    fn interner() -> &'static Interner<Self>;
+    /// A hash of enough of the value to tell most unequal values apart.
+    fn fingerprint(&self) -> u64;
+    /// Gives back spare capacity before the value is kept.
+    fn shrink(&mut self) {}
+}
+
+pub fn hash_of(v: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
+/// The shared copy of `value`.
+pub fn intern<T: Internable>(value: T) -> Arc<T> {
+    let fp = value.fingerprint();
+    T::interner().intern_by(
+        value,
+        fp,
+        |held, v| held == v,
+        |mut v| {
+            v.shrink();
+            Arc::new(v)
+        },
+    )
+}
+
+/// The shared copy of a string (namespaces, phases, node addresses).
+pub fn intern_str(s: &str) -> Arc<str> {
+    static STRINGS: LazyLock<Interner<str>> = LazyLock::new(Interner::new);
+    STRINGS.intern_by(s, hash_of(&s), |held, v| held == *v, Arc::from)
+}
+
+macro_rules! interner {
+    ($t:ty) => {
+        fn interner() -> &'static Interner<Self> {
+            static TABLE: LazyLock<Interner<$t>> = LazyLock::new(Interner::new);
+            &TABLE
+        }
+    };
+}
+
+impl Internable for BTreeMap<String, String> {
+    interner!(BTreeMap<String, String>);
+    fn fingerprint(&self) -> u64 {
+        hash_of(self)
+    }
+}
+
+impl Internable for Vec<OwnerReference> {
+    interner!(Vec<OwnerReference>);
+    fn fingerprint(&self) -> u64 {
+        hash_of(&self.iter().map(|o| o.uid.as_str()).collect::<Vec<_>>())
+    }
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+    }
+}
+
+impl Internable for Vec<Container> {
+    interner!(Vec<Container>);
+    fn fingerprint(&self) -> u64 {
+        hash_of(
+            &self
+                .iter()
+                .map(|c| (c.name.as_str(), c.image.as_deref()))
+                .collect::<Vec<_>>(),
+        )
+    }
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+        for c in self.iter_mut() {
+            if let Some(p) = &mut c.ports {
+                p.shrink_to_fit();
+            }
+        }
+    }
+}
+
+impl Internable for Vec<Toleration> {
+    interner!(Vec<Toleration>);
+    fn fingerprint(&self) -> u64 {
+        hash_of(
+            &self
+                .iter()
+                .map(|t| (t.key.as_deref(), t.effect.as_deref(), t.toleration_seconds))
+                .collect::<Vec<_>>(),
+        )
+    }
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+    }
+}
+
+impl Internable for Vec<PodCondition> {
+    interner!(Vec<PodCondition>);
+    fn fingerprint(&self) -> u64 {
+        hash_of(
+            &self
+                .iter()
+                .map(|c| {
+                    (
+                        c.type_.as_str(),
+                        c.status.as_str(),
+                        c.last_transition_time.as_ref().map(|t| t.0.as_nanosecond()),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+    }
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+    }
+}
+
+impl Internable for Vec<ContainerStatus> {
+    interner!(Vec<ContainerStatus>);
+    fn fingerprint(&self) -> u64 {
+        hash_of(self)
+    }
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+    }
+}
+
+/// Decodes an optional value into its shared copy.
+fn shared<'de, D, T>(d: D) -> Result<Option<Arc<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Internable + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.map(intern))
+}
+
+/// Decodes a list (null: empty) into its shared copy.
+fn shared_vec<'de, D, T>(d: D) -> Result<Arc<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    Vec<T>: Internable + Deserialize<'de>,
+{
+    Ok(intern(
+        Option::<Vec<T>>::deserialize(d)?.unwrap_or_default(),
+    ))
+}
+
+/// Decodes an optional string into its shared copy.
+fn shared_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+    Ok(Option::<std::borrow::Cow<'de, str>>::deserialize(d)?.map(|s| intern_str(&s)))
 }
 
 #[cfg(test)]
@@ -203,7 +542,8 @@ mod tests {
         assert!(status.start_time.is_some());
         let ready = status
             .conditions
-            .iter()
+            .as_deref()
+            .into_iter()
             .flatten()
             .find(|c| c.type_ == "Ready");
         assert_eq!(ready.map(|c| c.status.as_str()), Some("True"));
@@ -212,6 +552,73 @@ mod tests {
             (cs.name.as_str(), cs.ready, cs.restart_count, cs.started),
             ("app", true, 3, Some(true))
         );
+    }
+
+    #[test]
+    fn sibling_pods_share_what_is_the_same() {
+        let a: Pod = serde_json::from_str(STORED).unwrap();
+        let other = STORED
+            .replace("bench-0-775b94bb69-2245l", "bench-0-775b94bb69-x9z2q")
+            .replace(
+                "a9e5e10c-24dc-400b-97c4-fede1cf83cce",
+                "0b1e7c2a-0000-4000-8000-000000000001",
+            )
+            .replace("\"nodeName\": \"b-0622\"", "\"nodeName\": \"b-0007\"");
+        let b: Pod = serde_json::from_str(&other).unwrap();
+        let (ma, mb) = (&a.metadata, &b.metadata);
+        assert!(Arc::ptr_eq(
+            ma.labels.as_ref().unwrap(),
+            mb.labels.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            ma.owner_references.as_ref().unwrap(),
+            mb.owner_references.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            ma.namespace.as_ref().unwrap(),
+            mb.namespace.as_ref().unwrap()
+        ));
+        let (sa, sb) = (a.spec.as_ref().unwrap(), b.spec.as_ref().unwrap());
+        assert!(Arc::ptr_eq(&sa.containers, &sb.containers));
+        assert!(Arc::ptr_eq(
+            sa.tolerations.as_ref().unwrap(),
+            sb.tolerations.as_ref().unwrap()
+        ));
+        let (ta, tb) = (a.status.as_ref().unwrap(), b.status.as_ref().unwrap());
+        assert!(Arc::ptr_eq(
+            ta.conditions.as_ref().unwrap(),
+            tb.conditions.as_ref().unwrap()
+        ));
+        // What differs stays the pod's own.
+        assert_ne!(ma.uid, mb.uid);
+        assert_eq!(sb.node_name.as_deref(), Some("b-0007"));
+    }
+
+    #[test]
+    fn interning_never_merges_unequal_values_and_sweeps_unheld_ones() {
+        let table: Interner<String> = Interner::new();
+        let same_fp = |v: &str| table.intern_by(v.to_string(), 7, |h, v| h == v, Arc::new);
+        let a = same_fp("a");
+        let b = same_fp("b");
+        assert_eq!((a.as_str(), b.as_str()), ("a", "b"));
+        assert!(Arc::ptr_eq(&a, &same_fp("a")));
+        assert_eq!(table.len(), 2);
+        drop(b);
+        // Filling the table past its first sweep drops "b", which nobody holds.
+        let held: Vec<_> = (0..FIRST_SWEEP)
+            .map(|i| same_fp(&format!("v{i}")))
+            .collect();
+        let again = same_fp("b");
+        assert_eq!(
+            table.len(),
+            FIRST_SWEEP + 2,
+            "a, the held values and the new b"
+        );
+        assert!(
+            Arc::ptr_eq(&a, &same_fp("a")),
+            "a held value survives the sweep"
+        );
+        assert_eq!((held.len(), again.as_str()), (FIRST_SWEEP, "b"));
     }
 
     /// Resident memory of this process in KB (0 where /proc is missing).

@@ -31,18 +31,40 @@ pub struct Usage {
     pub owners: HashMap<Arc<str>, u32>,
 }
 
+/// What a pod counts for on its node: all the cache keeps of a bound or assumed
+/// pod (its node selector, affinity and tolerations mattered only until then).
+#[derive(Clone, Debug, Default)]
+struct Counted {
+    requests: Resources,
+    non_zero: Resources,
+    host_ports: Vec<HostPort>,
+    /// The controller's uid, shared with the node's `Usage::owners` key.
+    owner: Option<Arc<str>>,
+}
+
+impl Counted {
+    fn of(p: &PodInfo) -> Self {
+        Self {
+            requests: p.requests,
+            non_zero: p.non_zero,
+            host_ports: p.host_ports.clone(),
+            owner: p.owner.as_deref().map(crate::controllers::lite::intern_str),
+        }
+    }
+}
+
 impl Usage {
-    fn add(&mut self, p: &PodInfo) {
+    fn add(&mut self, p: &Counted) {
         self.requested.add(&p.requests);
         self.non_zero_requested.add(&p.non_zero);
         self.pods += 1;
         self.host_ports.extend(p.host_ports.iter().cloned());
         if let Some(o) = &p.owner {
-            *self.owners.entry(Arc::from(o.as_str())).or_default() += 1;
+            *self.owners.entry(o.clone()).or_default() += 1;
         }
     }
 
-    fn remove(&mut self, p: &PodInfo) {
+    fn remove(&mut self, p: &Counted) {
         self.requested.sub(&p.requests);
         self.non_zero_requested.sub(&p.non_zero);
         self.pods -= 1;
@@ -52,10 +74,10 @@ impl Usage {
             }
         }
         if let Some(o) = &p.owner {
-            if let Some(n) = self.owners.get_mut(o.as_str()) {
+            if let Some(n) = self.owners.get_mut(o) {
                 *n -= 1;
                 if *n == 0 {
-                    self.owners.remove(o.as_str());
+                    self.owners.remove(o);
                 }
             }
         }
@@ -134,9 +156,10 @@ impl NodeInfo {
     }
 }
 
+/// A pod in the cache, by uid. The node name is shared by the node's pods.
 struct PodEntry {
-    info: Arc<PodInfo>,
-    node: String,
+    counted: Counted,
+    node: Arc<str>,
     assumed: bool,
 }
 
@@ -212,9 +235,9 @@ impl Cache {
 
     fn unaccount(&mut self, entry: &PodEntry) {
         let usage = self.usage_mut(&entry.node);
-        usage.remove(&entry.info);
-        if usage.pods == 0 && !self.index.contains_key(&entry.node) {
-            self.orphans.remove(&entry.node);
+        usage.remove(&entry.counted);
+        if usage.pods == 0 && !self.index.contains_key(&*entry.node) {
+            self.orphans.remove(&*entry.node);
         }
     }
 
@@ -222,12 +245,13 @@ impl Cache {
         if let Some(old) = self.pods.remove(&info.uid) {
             self.unaccount(&old);
         }
-        self.usage_mut(node).add(&info);
+        let counted = Counted::of(&info);
+        self.usage_mut(node).add(&counted);
         self.pods.insert(
             info.uid.clone(),
             PodEntry {
-                info,
-                node: node.to_string(),
+                counted,
+                node: crate::controllers::lite::intern_str(node),
                 assumed,
             },
         );

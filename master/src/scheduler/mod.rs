@@ -158,7 +158,7 @@ fn pod_ref(pod: &Pod) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
-            "name": pod.metadata.name, "namespace": pod.metadata.namespace,
+            "name": pod.metadata.name, "namespace": pod.metadata.namespace.as_deref(),
             "uid": pod.metadata.uid, "resourceVersion": pod.metadata.resource_version,
         },
     })

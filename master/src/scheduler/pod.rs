@@ -263,11 +263,12 @@ impl PodInfo {
         let meta = &pod.metadata;
         let mut info = PodInfo {
             uid: meta.uid.clone().unwrap_or_default(),
-            namespace: meta.namespace.clone().unwrap_or_default(),
+            namespace: meta.namespace.as_deref().unwrap_or_default().to_string(),
             name: meta.name.clone().unwrap_or_default(),
             owner: meta
                 .owner_references
-                .iter()
+                .as_deref()
+                .into_iter()
                 .flatten()
                 .find(|o| o.controller == Some(true))
                 .map(|o| o.uid.clone()),
@@ -281,14 +282,14 @@ impl PodInfo {
         // the overhead.
         let mut req = Resources::default();
         let mut nz = Resources::default();
-        for c in &spec.containers {
+        for c in spec.containers.iter() {
             let (r, n) = container_requests(c);
             req.add(&r);
             nz.add(&n);
         }
         let (mut sidecars, mut sidecars_nz) = (Resources::default(), Resources::default());
         let (mut init_max, mut init_max_nz) = (Resources::default(), Resources::default());
-        for c in spec.init_containers.iter().flatten() {
+        for c in spec.init_containers.as_deref().into_iter().flatten() {
             let (r, n) = container_requests(c);
             let (mut this, mut this_nz) = (r, n);
             if c.restart_policy.as_deref() == Some("Always") {
@@ -317,7 +318,7 @@ impl PodInfo {
         for c in spec
             .containers
             .iter()
-            .chain(spec.init_containers.iter().flatten())
+            .chain(spec.init_containers.as_deref().into_iter().flatten())
         {
             for p in c.ports.iter().flatten() {
                 if let Some(port) = p.host_port.filter(|p| *p > 0) {
@@ -334,7 +335,7 @@ impl PodInfo {
             }
         }
         info.node_name = spec.node_name.clone().filter(|n| !n.is_empty());
-        info.node_selector = spec.node_selector.clone().unwrap_or_default();
+        info.node_selector = spec.node_selector.as_deref().cloned().unwrap_or_default();
         if let Some(na) = spec
             .affinity
             .as_ref()
@@ -353,7 +354,8 @@ impl PodInfo {
         }
         info.tolerations = spec
             .tolerations
-            .iter()
+            .as_deref()
+            .into_iter()
             .flatten()
             .map(|t| Toleration {
                 key: t.key.clone().unwrap_or_default(),

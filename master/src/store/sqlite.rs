@@ -134,7 +134,7 @@ impl Op {
 /// A write that was applied inside the current transaction.
 struct Applied {
     kv: KeyValue,
-    event: Arc<Event>,
+    event: Event,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -788,13 +788,13 @@ fn applied(
             create_revision,
             mod_revision: revision,
         },
-        event: Arc::new(Event {
+        event: Event {
             revision,
             key: key.into(),
             event_type,
             value,
             prev_value,
-        }),
+        },
     }
 }
 

@@ -9,9 +9,14 @@
 //! sees every event after its start revision exactly once. A watcher whose queue is
 //! full is dropped from the hub and gets `Expired` once its queued events are read.
 //!
+//! An update's event carries the object before the write (`prev_value`, for
+//! watches with selectors), which is the value of the key's previous event: when
+//! that event is still in the window the two share one buffer, so the window
+//! holds each stored version once.
+//!
 //! This module does not touch storage: durability and revisions belong to the backend.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
@@ -56,9 +61,31 @@ struct HubState {
     /// Every event with a revision <= this one is gone from the window; a watch
     /// may start from this revision or later.
     evicted_through: Revision,
+    /// The revision of each key's newest event in the window.
+    newest: HashMap<Arc<str>, Revision>,
     subscribers: Vec<Subscriber>,
     next_id: u64,
     closed: bool,
+}
+
+impl HubState {
+    /// Points `event.prev_value` at the value of the key's previous event when
+    /// that is still in the window and holds the same bytes (it does unless a
+    /// write bypassed the hub).
+    fn share_prev(&self, event: &mut Event) {
+        let Some(prev) = &event.prev_value else {
+            return;
+        };
+        let Some(&rev) = self.newest.get(&event.key) else {
+            return;
+        };
+        let i = self.events.partition_point(|e| e.revision < rev);
+        if let Some(held) = self.events.get(i).filter(|e| e.revision == rev) {
+            if held.value == *prev {
+                event.prev_value = Some(held.value.clone());
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -82,6 +109,7 @@ impl Hub {
                 window,
                 queue: queue.max(1),
                 evicted_through: start,
+                newest: HashMap::new(),
                 subscribers: Vec::new(),
                 next_id: 0,
                 closed: false,
@@ -98,13 +126,15 @@ impl Hub {
     /// Appends committed events (in ascending revision order) and fans them out.
     /// `before_fanout` runs under the lock first, so a revision counter it updates
     /// is never behind what a concurrent `watch` can observe.
-    pub(crate) fn publish(&self, events: Vec<Arc<Event>>, before_fanout: impl FnOnce()) {
+    pub(crate) fn publish(&self, events: Vec<Event>, before_fanout: impl FnOnce()) {
         let mut st = self.lock();
         before_fanout();
         if st.closed {
             return;
         }
-        for event in events {
+        for mut event in events {
+            st.share_prev(&mut event);
+            let event = Arc::new(event);
             let oldest = st.evicted_through;
             st.subscribers.retain(|sub| {
                 if event.revision <= sub.after || !event.key.starts_with(&*sub.prefix) {
@@ -130,8 +160,12 @@ impl Hub {
             if st.events.len() == st.window {
                 if let Some(old) = st.events.pop_front() {
                     st.evicted_through = old.revision;
+                    if st.newest.get(&old.key) == Some(&old.revision) {
+                        st.newest.remove(&old.key);
+                    }
                 }
             }
+            st.newest.insert(Arc::clone(&event.key), event.revision);
             st.events.push_back(event);
         }
     }
@@ -256,14 +290,14 @@ impl Drop for Watcher {
 mod tests {
     use super::*;
 
-    fn ev(revision: Revision, key: &str) -> Arc<Event> {
-        Arc::new(Event {
+    fn ev(revision: Revision, key: &str) -> Event {
+        Event {
             revision,
             key: key.into(),
             event_type: EventType::Added,
             value: Bytes::from(format!("{{\"r\":{revision}}}")),
             prev_value: None,
-        })
+        }
     }
 
     fn publish(hub: &Hub, events: &[(Revision, &str)]) {
@@ -288,6 +322,39 @@ mod tests {
         let mut w = hub.watch("/a/", 1).expect("watch");
         publish(&hub, &[(4, "/a/3"), (5, "/b/2"), (6, "/a/4")]);
         assert_eq!(revisions(&mut w, 3).await, vec![3, 4, 6]);
+    }
+
+    #[tokio::test]
+    async fn an_update_shares_its_previous_value_with_the_window() {
+        let hub = Hub::new(2, 100, 0);
+        let update = |revision: Revision, prev: Revision| Event {
+            event_type: EventType::Modified,
+            prev_value: Some(Bytes::from(format!("{{\"r\":{prev}}}"))),
+            ..ev(revision, "/a")
+        };
+        hub.publish(vec![ev(1, "/a"), update(2, 1)], || {});
+        let mut w = hub.watch("/", 0).expect("watch");
+        let (first, second) = match (w.next().await, w.next().await) {
+            (Some(Ok(a)), Some(Ok(b))) => (a, b),
+            other => panic!("expected two events, got {other:?}"),
+        };
+        let prev = second.prev_value.as_ref().expect("a previous value");
+        assert_eq!(prev, &first.value);
+        assert_eq!(
+            prev.as_ptr(),
+            first.value.as_ptr(),
+            "one buffer, not a copy"
+        );
+        // Once revision 2 has left the window, the next update of the key keeps
+        // its own copy of what was stored.
+        hub.publish(vec![ev(3, "/b"), ev(4, "/c"), update(5, 2)], || {});
+        let mut w = hub.watch("/a", 4).expect("watch");
+        match w.next().await {
+            Some(Ok(e)) => {
+                assert_eq!(e.prev_value.as_deref(), Some(&b"{\"r\":2}"[..]));
+            }
+            other => panic!("expected an event, got {other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -20,9 +20,8 @@ use super::replicaset::pods::{controller_of, labels};
 use super::replicaset::selector_of;
 use super::{Informers, Options};
 use crate::apiserver::Kube;
-use crate::controllers::lite::Pod;
+use crate::controllers::lite::{Meta, Pod};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::sync::Arc;
 
 pub use sync::DeploymentError;
@@ -36,11 +35,8 @@ struct Controller {
     queue: Arc<Queue>,
 }
 
-fn meta_key(meta: &ObjectMeta) -> String {
-    obj_key(
-        meta.namespace.as_deref(),
-        meta.name.as_deref().unwrap_or(""),
-    )
+fn meta_key(meta: &impl Meta) -> String {
+    obj_key(meta.namespace(), meta.name().unwrap_or(""))
 }
 
 /// Starts the Deployment controller on the shared informers.

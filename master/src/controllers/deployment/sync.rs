@@ -711,7 +711,7 @@ impl Controller {
         }
         let ns = old.first().and_then(|rs| rs.metadata.namespace.clone());
         self.informers.pods.list().iter().any(|p| {
-            p.metadata.namespace == ns
+            p.metadata.namespace.as_deref() == ns.as_deref()
                 && controller_of(&p.metadata).is_some_and(|r| old_uids.contains(r.uid.as_str()))
                 && !matches!(
                     p.status.as_ref().and_then(|s| s.phase.as_deref()),

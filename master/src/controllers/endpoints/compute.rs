@@ -86,8 +86,8 @@ pub fn hostname_for(pod: &Pod, svc: &Service) -> Option<String> {
     let spec = pod.spec.as_ref()?;
     let hostname = spec.hostname.as_deref().filter(|h| !h.is_empty())?;
     (spec.subdomain.as_deref() == svc.metadata.name.as_deref()
-        && pod.metadata.namespace == svc.metadata.namespace)
-        .then(|| hostname.to_string())
+        && pod.metadata.namespace.as_deref() == svc.metadata.namespace.as_deref())
+    .then(|| hostname.to_string())
 }
 
 fn protocol(p: Option<&str>) -> &str {
@@ -107,7 +107,7 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
             let spec = pod.spec.as_ref()?;
             spec.containers
                 .iter()
-                .chain(spec.init_containers.iter().flatten())
+                .chain(spec.init_containers.as_deref().into_iter().flatten())
                 .flat_map(|c| c.ports.iter().flatten())
                 .find(|p| {
                     p.name.as_deref() == Some(name.as_str())
@@ -122,7 +122,7 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
 pub fn pod_ref(pod: &Pod) -> ObjectReference {
     ObjectReference {
         kind: Some("Pod".into()),
-        namespace: pod.metadata.namespace.clone(),
+        namespace: pod.metadata.namespace.as_deref().map(str::to_string),
         name: pod.metadata.name.clone(),
         uid: pod.metadata.uid.clone(),
         ..Default::default()

@@ -5,7 +5,7 @@
 
 use super::compute::{self, selector, selects};
 use crate::controllers::informer::{key, split_key, Change, Informer};
-use crate::controllers::lite::Pod;
+use crate::controllers::lite::{Meta, Pod};
 use crate::controllers::queue::Queue;
 use crate::controllers::Informers;
 use k8s_openapi::api::core::v1::Service;
@@ -42,10 +42,10 @@ fn endpoint_view(p: &Pod) -> impl PartialEq + '_ {
     )
 }
 
-fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
+fn ns_name(meta: &impl Meta) -> (String, String) {
     (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
+        meta.namespace().unwrap_or_default().to_string(),
+        meta.name().unwrap_or_default().to_string(),
     )
 }
 
@@ -92,7 +92,7 @@ impl ServicePods {
                         .filter(|p| {
                             self.pods
                                 .get(&key(Some(&ns), p))
-                                .is_some_and(|pod| selects(&sel, pod.metadata.labels.as_ref()))
+                                .is_some_and(|pod| selects(&sel, pod.metadata.labels.as_deref()))
                         })
                         .cloned()
                         .collect();
@@ -136,7 +136,7 @@ impl ServicePods {
             let was = set.contains(&name);
             let now = match change {
                 Change::Deleted(_) => false,
-                _ => selects(sel, pod.metadata.labels.as_ref()),
+                _ => selects(sel, pod.metadata.labels.as_deref()),
             };
             if now {
                 set.insert(name.clone());
@@ -255,7 +255,8 @@ mod tests {
         assert!(t.pod_changed(&Change::Added(pod("b", "db", ""))).is_empty());
         // A change endpoints do not show queues nothing.
         let mut relabelled = (*pod("a", "web", "")).clone();
-        relabelled.metadata.annotations = Some(BTreeMap::from([("x".into(), "y".into())]));
+        relabelled.metadata.annotations =
+            Some(Arc::new(BTreeMap::from([("x".into(), "y".into())])));
         let up = |old: Arc<Pod>, new: Arc<Pod>| Change::Updated { old, new };
         assert!(t
             .pod_changed(&up(pod("a", "web", ""), Arc::new(relabelled)))

@@ -3,10 +3,12 @@
 //! state), and the reverse edges owner uid → dependents. Pure: updates return the
 //! work they make necessary; the collector queues it.
 
+use crate::controllers::lite::{intern, intern_str, Internable, Interner};
 use api::resources::Resource;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock};
 
 /// The finalizer of an owner deleted with `propagationPolicy: Foreground`.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -14,7 +16,7 @@ pub const FOREGROUND: &str = "foregroundDeletion";
 pub const ORPHAN: &str = "orphan";
 
 /// One ownerReference, as much of it as collection reads.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OwnerRef {
     #[serde(default)]
@@ -63,13 +65,31 @@ pub struct Partial {
 impl PartialMeta {
     /// The same fields of a typed object's metadata.
     pub fn from_meta(m: &ObjectMeta) -> Self {
+        Self::new(
+            m.name.as_deref(),
+            m.namespace.as_deref(),
+            m.uid.as_deref(),
+            m.owner_references.as_deref(),
+            m.finalizers.as_deref(),
+            m.deletion_timestamp.is_some(),
+        )
+    }
+
+    /// The fields collection reads, from any object's metadata.
+    pub fn new(
+        name: Option<&str>,
+        namespace: Option<&str>,
+        uid: Option<&str>,
+        owners: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]>,
+        finalizers: Option<&[String]>,
+        deleting: bool,
+    ) -> Self {
         Self {
-            name: m.name.clone().unwrap_or_default(),
-            namespace: m.namespace.clone().filter(|n| !n.is_empty()),
-            uid: m.uid.clone().unwrap_or_default(),
-            owner_references: m
-                .owner_references
-                .iter()
+            name: name.unwrap_or_default().to_string(),
+            namespace: namespace.filter(|n| !n.is_empty()).map(str::to_string),
+            uid: uid.unwrap_or_default().to_string(),
+            owner_references: owners
+                .into_iter()
                 .flatten()
                 .map(|r| OwnerRef {
                     api_version: r.api_version.clone(),
@@ -79,8 +99,8 @@ impl PartialMeta {
                     block_owner_deletion: r.block_owner_deletion,
                 })
                 .collect(),
-            finalizers: m.finalizers.clone().unwrap_or_default(),
-            deletion_timestamp: m.deletion_timestamp.as_ref().map(|_| String::new()),
+            finalizers: finalizers.map(<[String]>::to_vec).unwrap_or_default(),
+            deletion_timestamp: deleting.then(String::new),
         }
     }
 
@@ -90,13 +110,14 @@ impl PartialMeta {
     }
 }
 
-/// One object in the graph.
+/// One object in the graph. The namespace and the owner list are shared with
+/// the other objects that have the same ones (the replicas of one ReplicaSet).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     pub res: &'static Resource,
-    pub namespace: Option<String>,
+    pub namespace: Option<Arc<str>>,
     pub name: String,
-    pub owners: Vec<OwnerRef>,
+    pub owners: Arc<Vec<OwnerRef>>,
     /// Has a deletionTimestamp.
     pub deleting: bool,
     /// Being deleted and holds the `foregroundDeletion` finalizer.
@@ -114,15 +135,28 @@ impl Node {
             foreground: deleting && has(FOREGROUND),
             orphan: deleting && has(ORPHAN),
             deleting,
-            namespace: m.namespace,
+            namespace: m.namespace.as_deref().map(intern_str),
             name: m.name,
-            owners: m.owner_references,
+            owners: intern(m.owner_references),
         }
     }
 
     /// The reference this object holds to `owner`, if any.
     pub fn ref_to(&self, owner: &str) -> Option<&OwnerRef> {
         self.owners.iter().find(|r| r.uid == owner)
+    }
+}
+
+impl Internable for Vec<OwnerRef> {
+    fn interner() -> &'static Interner<Self> {
+        static TABLE: LazyLock<Interner<Vec<OwnerRef>>> = LazyLock::new(Interner::new);
+        &TABLE
+    }
+    fn fingerprint(&self) -> u64 {
+        crate::controllers::lite::hash_of(self)
+    }
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
     }
 }
 
@@ -183,10 +217,10 @@ impl Graph {
         if old.is_some_and(|o| *o == new) {
             return work;
         }
-        let old_owners: Vec<OwnerRef> = old.map(|o| o.owners.clone()).unwrap_or_default();
+        let old_owners = old.map(|o| o.owners.clone()).unwrap_or_default();
         let was_foreground = old.is_some_and(|o| o.foreground);
         if old.is_none() || old_owners != new.owners {
-            for r in &old_owners {
+            for r in old_owners.iter() {
                 if !new.owners.iter().any(|n| n.uid == r.uid) {
                     self.unlink(&r.uid, &uid);
                     // A foreground owner may have been waiting for this one.
@@ -195,7 +229,7 @@ impl Graph {
                     }
                 }
             }
-            for r in &new.owners {
+            for r in new.owners.iter() {
                 self.dependents
                     .entry(r.uid.clone())
                     .or_default()
@@ -218,7 +252,7 @@ impl Graph {
         }
         if new.deleting && !new.owners.is_empty() {
             // A blocking dependent that starts to go: its foreground owner looks again.
-            for r in &new.owners {
+            for r in new.owners.iter() {
                 if self.nodes.get(&r.uid).is_some_and(|o| o.foreground) {
                     work.push(Work::Foreground(r.uid.clone()));
                 }
@@ -234,7 +268,7 @@ impl Graph {
             return Vec::new();
         };
         let mut work = Vec::new();
-        for r in &node.owners {
+        for r in node.owners.iter() {
             self.unlink(&r.uid, uid);
             if self.nodes.get(&r.uid).is_some_and(|o| o.foreground) {
                 work.push(Work::Foreground(r.uid.clone()));

@@ -41,14 +41,14 @@ impl Sink {
 
     fn change<T: Object>(&self, res: &'static Resource, change: Change<T>) {
         match change {
-            Change::Added(o) => self.upsert(res, PartialMeta::from_meta(o.meta())),
+            Change::Added(o) => self.upsert(res, o.gc_meta()),
             Change::Updated { old, new } => {
-                if old.meta().uid != new.meta().uid {
-                    self.remove(old.meta().uid.as_deref().unwrap_or(""));
+                if old.uid() != new.uid() {
+                    self.remove(old.uid().unwrap_or(""));
                 }
-                self.upsert(res, PartialMeta::from_meta(new.meta()));
+                self.upsert(res, new.gc_meta());
             }
-            Change::Deleted(o) => self.remove(o.meta().uid.as_deref().unwrap_or("")),
+            Change::Deleted(o) => self.remove(o.uid().unwrap_or("")),
         }
     }
 }

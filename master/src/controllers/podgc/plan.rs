@@ -79,8 +79,9 @@ pub fn unscheduled_terminating(pods: &[Arc<Pod>]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::lite::ObjectMeta;
     use crate::controllers::lite::{PodSpec, PodStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn pod(name: &str, created: &str, phase: &str, node: Option<&str>) -> Arc<Pod> {
         Arc::new(Pod {

@@ -13,11 +13,11 @@ use super::informer::{key as obj_key, Change};
 use super::queue::{resync_every, run_workers, Queue};
 use super::{Informers, Options};
 use crate::apiserver::{crud_resource, ApiError, Deletion, Kube, PatchType};
-use crate::controllers::lite::Pod;
+use crate::controllers::lite::{Meta, Pod};
 use expectations::Expectations;
 use futures_util::{stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as K8sSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector;
 use pods::{controller_of, controller_ref, is_active, pod_from_template, pods_to_delete};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -58,11 +58,11 @@ pub fn selector_of(sel: &K8sSelector) -> api::selector::LabelSelector {
 }
 
 /// The reference to an object that events are about.
-pub fn involved(api_version: &str, kind: &str, meta: &ObjectMeta) -> Value {
+pub fn involved(api_version: &str, kind: &str, meta: &impl Meta) -> Value {
     json!({
         "apiVersion": api_version, "kind": kind,
-        "metadata": {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid,
-            "resourceVersion": meta.resource_version},
+        "metadata": {"name": meta.name(), "namespace": meta.namespace(), "uid": meta.uid(),
+            "resourceVersion": meta.resource_version()},
     })
 }
 
@@ -71,16 +71,13 @@ pub fn involved(api_version: &str, kind: &str, meta: &ObjectMeta) -> Value {
 /// update of the whole pod was; a 409 retries with a fresh cache).
 fn owner_refs_patch(pod: &Pod) -> Value {
     json!({"metadata": {
-        "ownerReferences": pod.metadata.owner_references.clone().unwrap_or_default(),
+        "ownerReferences": pod.metadata.owner_references(),
         "resourceVersion": pod.metadata.resource_version,
     }})
 }
 
-fn meta_key(meta: &ObjectMeta) -> String {
-    obj_key(
-        meta.namespace.as_deref(),
-        meta.name.as_deref().unwrap_or(""),
-    )
+fn meta_key(meta: &impl Meta) -> String {
+    obj_key(meta.namespace(), meta.name().unwrap_or(""))
 }
 
 /// Pods by controller uid, and orphans by namespace: what a sync needs without
@@ -97,7 +94,7 @@ impl PodIndex {
             Some(r) => self.owned.entry(r.uid.clone()).or_default(),
             None => self
                 .orphans
-                .entry(pod.metadata.namespace.clone().unwrap_or_default())
+                .entry(pod.metadata.namespace().unwrap_or_default().to_string())
                 .or_default(),
         }
     }
@@ -219,7 +216,7 @@ impl Controller {
             .replicasets
             .list()
             .into_iter()
-            .filter(|rs| rs.metadata.namespace == pod.metadata.namespace)
+            .filter(|rs| rs.metadata.namespace.as_deref() == pod.metadata.namespace.as_deref())
             .filter(|rs| selector_of(&rs.spec.selector).matches(&labels))
             .map(|rs| meta_key(&rs.metadata))
             .collect()
@@ -371,7 +368,7 @@ impl Controller {
             }
             let mut released = (*pod).clone();
             if let Some(refs) = released.metadata.owner_references.as_mut() {
-                refs.retain(|r| r.uid != uid);
+                Arc::make_mut(refs).retain(|r| r.uid != uid);
             }
             let body = owner_refs_patch(&released);
             match self.patch_pod(&released, &body).await {
@@ -410,11 +407,9 @@ impl Controller {
         let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
         for pod in candidates {
             let mut adopted = (*pod).clone();
-            adopted
-                .metadata
-                .owner_references
-                .get_or_insert_with(Vec::new)
-                .push(owner.clone());
+            let mut refs = adopted.metadata.owner_references().to_vec();
+            refs.push(owner.clone());
+            adopted.metadata.owner_references = Some(Arc::new(refs));
             let body = owner_refs_patch(&adopted);
             match self.patch_pod(&adopted, &body).await {
                 Ok(_) => claimed.push(Arc::new(adopted)),

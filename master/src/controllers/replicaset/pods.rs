@@ -2,7 +2,7 @@
 //! which pods count (active), which are ready and available, which to delete
 //! first when scaling down, and the pod a template stamps out. No I/O here.
 
-use crate::controllers::lite::Pod;
+use crate::controllers::lite::{Meta, Pod};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -15,9 +15,8 @@ use std::sync::Arc;
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
 /// The owner reference with `controller: true`, if any.
-pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
-    meta.owner_references
-        .as_deref()?
+pub fn controller_of(meta: &impl Meta) -> Option<&OwnerReference> {
+    meta.owner_references()
         .iter()
         .find(|r| r.controller == Some(true))
 }
@@ -35,8 +34,8 @@ pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> Owne
 }
 
 /// The labels of an object (empty when none).
-pub fn labels(meta: &ObjectMeta) -> BTreeMap<String, String> {
-    meta.labels.clone().unwrap_or_default()
+pub fn labels(meta: &impl Meta) -> BTreeMap<String, String> {
+    meta.labels().cloned().unwrap_or_default()
 }
 
 /// A pod counts toward its ReplicaSet unless it finished or is being deleted.

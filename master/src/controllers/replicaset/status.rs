@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn counts_labeled_ready_and_available_pods() {
         let mut labeled = (*pod("a", "n", "Running", Some(100), 0, 1)).clone();
-        labeled.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+        labeled.metadata.labels = Some(Arc::new([("app".to_string(), "web".to_string())].into()));
         let pods = vec![
             Arc::new(labeled),
             pod("b", "n", "Running", Some(195), 0, 1),
