@@ -12,6 +12,36 @@ use agent::image::display::{human_size, PullProgress};
 use agent::image::{ImageStore, PullEvent, Puller, Reference, Registries};
 use clap::Args;
 
+/// The image flags of `bosun agent`.
+#[derive(Args)]
+pub struct AgentImageFlags {
+    /// A registry reached over plain HTTP, HOST:PORT (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure_registries: Vec<String>,
+    /// Mirrors and credentials, in k3s's registries.yaml shape (a missing file is none).
+    #[arg(long, default_value = "/etc/bosun/registries.yaml")]
+    registries_file: PathBuf,
+    /// Disk use (percent) above which unused images are removed.
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    image_gc_high_threshold: u8,
+    /// Disk use (percent) image garbage collection brings it down to.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_low_threshold: u8,
+}
+
+impl AgentImageFlags {
+    pub fn into_options(self) -> agent::daemon::ImageOptions {
+        agent::daemon::ImageOptions {
+            insecure_registries: self.insecure_registries,
+            registries_file: self.registries_file,
+            gc: agent::image::gc::GcPolicy {
+                high_percent: self.image_gc_high_threshold,
+                low_percent: self.image_gc_low_threshold,
+            },
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct ImagePullArgs {
     /// Where the agent keeps its state (images go to DATA_DIR/content).

@@ -132,6 +132,8 @@ struct AgentArgs {
     /// Most processes (and threads) a pod may have; unlimited when not given.
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     pod_pids_limit: Option<i64>,
+    #[command(flatten)]
+    images: image_pull::AgentImageFlags,
 }
 
 #[derive(Subcommand)]
@@ -389,6 +391,7 @@ fn run_agent(a: AgentArgs) -> ExitCode {
         cgroup_root: a.cgroup_root,
         shim_exe,
         pod_pids_limit: a.pod_pids_limit,
+        images: a.images.into_options(),
     };
     // One thread drives the agent; the runtime's blocking calls get their own.
     let rt = match tokio::runtime::Builder::new_current_thread()

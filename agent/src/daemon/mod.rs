@@ -3,6 +3,7 @@
 //! authenticated (:10250) and read-only (:10255) ports. Stopping the agent
 //! leaves the pods running; the next start adopts them.
 
+mod images;
 mod machine;
 mod view;
 
@@ -18,6 +19,7 @@ use crate::node::{self, NodeConfig, NodeError};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use crate::server::{self, FsStats, Host, ServerError};
 
+pub use images::ImageOptions;
 pub use machine::{hosts_file, pod_hostname, resolv_conf, Machine};
 
 /// What `bosun agent` was asked to run.
@@ -39,6 +41,8 @@ pub struct AgentOptions {
     pub shim_exe: PathBuf,
     /// Most processes a pod may have (`None`: unlimited, the kubelet's default).
     pub pod_pids_limit: Option<i64>,
+    /// Registries, air-gap images and image garbage collection.
+    pub images: ImageOptions,
 }
 
 /// Why the agent could not run.
@@ -187,6 +191,20 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         .map_err(AgentError::Runtime)?;
     let images =
         ImageStore::open(&crate::image::store_dir(&opts.data_dir)).map_err(AgentError::Images)?;
+    let registries = opts.images.registries().map_err(AgentError::Usage)?;
+    {
+        let (store, dir) = (images.clone(), opts.data_dir.join("images"));
+        let _ = tokio::task::spawn_blocking(move || {
+            images::import_airgap(&store, &dir, &progress)
+        })
+        .await;
+    }
+    tokio::spawn(images::gc_loop(
+        images.clone(),
+        runtime.clone(),
+        opts.images.gc,
+    ));
+    let puller = Arc::new(crate::image::Puller::new(images.clone(), registries));
 
     let mut delay = std::time::Duration::from_secs(1);
     let registered = loop {
@@ -222,7 +240,9 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         cpus * 1000,
         memory,
         pods_dir,
-    ));
+    )
+    .with_puller(puller)
+    );
 
     let statfs: server::StatFs = Arc::new(|p: &Path| {
         let (total, free) = node::facts::filesystem(p).ok()?;
