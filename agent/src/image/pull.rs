@@ -168,7 +168,8 @@ impl Puller {
         secrets: &[Credentials],
         progress: Progress,
     ) -> Result<Pulled, PullError> {
-        let key = reference.to_string();
+        // Pulls with other credentials may have another outcome: not shared.
+        let key = format!("{reference} {}", fingerprint(secrets.first()));
         loop {
             let (tx, joined) = {
                 let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
@@ -228,9 +229,17 @@ impl Puller {
         }))
     }
 
-    fn client(&self, ep: &Endpoint, image: &str) -> Result<oci_client::Client, PullError> {
+    /// A client for `ep` used with `creds` (oci-client keeps the first
+    /// credentials and tokens it sees per registry, so each set has its own).
+    fn client(
+        &self,
+        ep: &Endpoint,
+        creds: Option<&Credentials>,
+        image: &str,
+    ) -> Result<oci_client::Client, PullError> {
+        let key = format!("{} {}", ep.host, fingerprint(creds));
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = clients.get(&ep.host) {
+        if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
         let mut extra = Vec::new();
@@ -263,7 +272,7 @@ impl Puller {
                 image: image.to_string(),
                 message: format!("making a client for {}: {e}", ep.host),
             })?;
-        clients.insert(ep.host.clone(), client.clone());
+        clients.insert(key, client.clone());
         Ok(client)
     }
 
@@ -275,11 +284,11 @@ impl Puller {
         progress: &Progress,
     ) -> Result<Pulled, PullError> {
         let image = r.to_string();
-        let client = self.client(ep, &image)?;
         let creds = ep
             .credentials
             .clone()
             .or_else(|| (ep.host == r.registry).then(|| secrets.first().cloned()).flatten());
+        let client = self.client(ep, creds.as_ref(), &image)?;
         let auth = match creds {
             Some(Credentials::Basic { username, password }) => {
                 RegistryAuth::Basic(username, password)
@@ -556,6 +565,17 @@ impl Puller {
         }
         progress(&PullEvent::LayerDone { index, digest });
         Ok(got)
+    }
+}
+
+/// Tells credentials apart without keeping them: a digest of them.
+fn fingerprint(creds: Option<&Credentials>) -> String {
+    match creds {
+        None => "anonymous".into(),
+        Some(Credentials::Basic { username, password }) => {
+            sha256_of(format!("basic\0{username}\0{password}").as_bytes())
+        }
+        Some(Credentials::Token(t)) => sha256_of(format!("token\0{t}").as_bytes()),
     }
 }
 
