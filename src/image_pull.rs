@@ -58,6 +58,8 @@ pub struct ImagePullArgs {
 }
 
 pub fn run(a: ImagePullArgs) -> ExitCode {
+    // The agent's allocator settings: the pull's memory is what the agent's would be.
+    super::reexec_with_agent_allocator();
     let reference = match Reference::parse(&a.reference) {
         Ok(r) => r,
         Err(e) => {
@@ -99,11 +101,7 @@ pub fn run(a: ImagePullArgs) -> ExitCode {
                 || now.duration_since(*last) >= Duration::from_millis(100);
             if redraw {
                 *last = now;
-                let _ = write!(
-                    out,
-                    "\r\x1b[K{}",
-                    p.line(began.elapsed().as_secs_f64())
-                );
+                let _ = write!(out, "\r\x1b[K{}", p.line(began.elapsed().as_secs_f64()));
                 let _ = out.flush();
             }
         } else if let Some(l) = line {

@@ -22,11 +22,20 @@ use serde_json::{json, Value};
 fn can_run(what: &str) -> bool {
     require_root(what)
         && require_tool(&kubectl_bin(), "kubectl drives the cluster")
-        && require_tool(Path::new("/bin/busybox"), "images are made from busybox-static")
-        && require_tool(Path::new("/usr/bin/docker-registry"), "the registry (docker-registry)")
+        && require_tool(
+            Path::new("/bin/busybox"),
+            "images are made from busybox-static",
+        )
+        && require_tool(
+            Path::new("/usr/bin/docker-registry"),
+            "the registry (docker-registry)",
+        )
         && require_tool(Path::new("/usr/bin/skopeo"), "skopeo pushes the images")
         && require_tool(Path::new("/usr/bin/umoci"), "umoci builds the images")
-        && require_tool(Path::new("/usr/bin/htpasswd"), "htpasswd (apache2-utils) makes bcrypt passwords")
+        && require_tool(
+            Path::new("/usr/bin/htpasswd"),
+            "htpasswd (apache2-utils) makes bcrypt passwords",
+        )
 }
 
 /// A `docker-registry` process serving `addr` inside a test host; killed on drop.
@@ -45,7 +54,10 @@ impl Registry {
         let storage = dir.join(format!("registry-{port}"));
         std::fs::create_dir_all(&storage).unwrap();
         let auth = match htpasswd {
-            Some(p) => format!("auth: {{htpasswd: {{realm: bosun-test, path: {}}}}}\n", p.display()),
+            Some(p) => format!(
+                "auth: {{htpasswd: {{realm: bosun-test, path: {}}}}}\n",
+                p.display()
+            ),
             None => String::new(),
         };
         let config = dir.join(format!("registry-{port}.yml"));
@@ -90,7 +102,16 @@ impl Registry {
         eventually(20, "the registry to answer", || {
             let out = Command::new("nsenter")
                 .arg(format!("--net={}", self.netns.display()))
-                .args(["--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
+                .args([
+                    "--",
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &url,
+                ])
                 .output()
                 .ok()?;
             matches!(stdout(&out).as_str(), "200" | "401").then_some(())
@@ -156,7 +177,10 @@ fn arches() -> (&'static str, &'static str) {
 /// root with `/IMAGE` = `marker` and `extra` bytes of random data in /blob.
 fn build(work: &Path, layout: &Path, tag: &str, marker: &str, arch: &str, extra: usize) {
     if !layout.exists() {
-        run(Command::new("umoci").arg("init").arg("--layout").arg(layout));
+        run(Command::new("umoci")
+            .arg("init")
+            .arg("--layout")
+            .arg(layout));
     }
     let image = format!("{}:{tag}", layout.display());
     run(Command::new("umoci").args(["new", "--image", &image]));
@@ -238,7 +262,13 @@ fn make_index(layout: &Path, this: (&str, &str), other: (&str, &str)) {
 }
 
 /// The layer digests of `repo:tag` as the registry serves the manifest.
-fn layers(host: &TestHost, reg: &Registry, repo: &str, tag: &str, creds: Option<&str>) -> Vec<String> {
+fn layers(
+    host: &TestHost,
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    creds: Option<&str>,
+) -> Vec<String> {
     let mut c = host.command("curl");
     c.args(["-sS", "-H"])
         .arg("Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json");
@@ -298,10 +328,7 @@ fn wait_waiting(master: &Master, name: &str, reasons: &[&str]) -> Value {
     eventually(90, &format!("pod {name} to wait with {reasons:?}"), || {
         let p = pod_json(master, name)?;
         let w = p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
-        reasons
-            .iter()
-            .any(|r| w["reason"] == *r)
-            .then_some(w)
+        reasons.iter().any(|r| w["reason"] == *r).then_some(w)
     })
 }
 
@@ -318,7 +345,10 @@ fn events_of(master: &Master, name: &str) -> Vec<(String, String, String)> {
             (
                 e["reason"].as_str().unwrap_or_default().to_string(),
                 e["message"].as_str().unwrap_or_default().to_string(),
-                e["source"]["component"].as_str().unwrap_or_default().to_string(),
+                e["source"]["component"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect()
@@ -348,7 +378,10 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
     if !can_run("the image pull e2e test") {
         return;
     }
-    let work = tempfile::Builder::new().prefix("bosun-pull").tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("bosun-pull")
+        .tempdir()
+        .unwrap();
     let w = work.path();
     let host = TestHost::new();
     let public = Registry::start(&host, w, 5000, None);
@@ -370,11 +403,36 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
     make_index(&layout, ("amd", this_arch), ("arm", other_arch));
     let l = layout.display().to_string();
     let p = &public.addr;
-    push(&host, &format!("oci:{l}:gz"), &format!("{p}/app/gzip:1"), &["--format", "v2s2"]);
-    push(&host, &format!("oci:{l}:zst"), &format!("{p}/app/zstd:1"), &["--dest-compress-format", "zstd"]);
-    push(&host, &format!("oci:{l}:multi"), &format!("{p}/app/multi:1"), &["--all"]);
-    push(&host, &format!("oci:{l}:shared"), &format!("{p}/app/shared:latest"), &[]);
-    push(&host, &format!("oci:{l}:corrupt"), &format!("{p}/app/corrupt:1"), &[]);
+    push(
+        &host,
+        &format!("oci:{l}:gz"),
+        &format!("{p}/app/gzip:1"),
+        &["--format", "v2s2"],
+    );
+    push(
+        &host,
+        &format!("oci:{l}:zst"),
+        &format!("{p}/app/zstd:1"),
+        &["--dest-compress-format", "zstd"],
+    );
+    push(
+        &host,
+        &format!("oci:{l}:multi"),
+        &format!("{p}/app/multi:1"),
+        &["--all"],
+    );
+    push(
+        &host,
+        &format!("oci:{l}:shared"),
+        &format!("{p}/app/shared:latest"),
+        &[],
+    );
+    push(
+        &host,
+        &format!("oci:{l}:corrupt"),
+        &format!("{p}/app/corrupt:1"),
+        &[],
+    );
     push(
         &host,
         &format!("oci:{l}:secret"),
@@ -383,7 +441,11 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
     );
     let zstd_manifest = run(host
         .command("curl")
-        .args(["-sS", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .args([
+            "-sS",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
         .arg(format!("http://{p}/v2/app/zstd/manifests/1")));
     assert!(zstd_manifest.contains("tar+zstd"), "{zstd_manifest}");
     // Corrupt the corrupt image's layer in the registry's storage.
@@ -401,7 +463,12 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
         &master,
         &host,
         "node-a",
-        &["--insecure-registry", &public.addr, "--insecure-registry", &private.addr],
+        &[
+            "--insecure-registry",
+            &public.addr,
+            "--insecure-registry",
+            &private.addr,
+        ],
     );
     wait_node_ready(&master, "node-a");
     let secret = |name: &str, password: &str| {
@@ -420,12 +487,42 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
 
     let shared_layer = layers(&host, &public, "app/shared", "latest", None).remove(0);
     let n = "node-a";
-    apply(&master, &pod("gzip", n, &format!("{p}/app/gzip:1"), None, None));
-    apply(&master, &pod("zstd", n, &format!("{p}/app/zstd:1"), Some("Always"), None));
-    apply(&master, &pod("multi", n, &format!("{p}/app/multi:1"), None, None));
-    apply(&master, &pod("private", n, &format!("{}/team/private:1", private.addr), None, Some("good")));
-    apply(&master, &pod("denied", n, &format!("{}/team/private:1", private.addr), Some("Always"), Some("bad")));
-    apply(&master, &pod("broken", n, &format!("{p}/app/corrupt:1"), None, None));
+    apply(
+        &master,
+        &pod("gzip", n, &format!("{p}/app/gzip:1"), None, None),
+    );
+    apply(
+        &master,
+        &pod("zstd", n, &format!("{p}/app/zstd:1"), Some("Always"), None),
+    );
+    apply(
+        &master,
+        &pod("multi", n, &format!("{p}/app/multi:1"), None, None),
+    );
+    apply(
+        &master,
+        &pod(
+            "private",
+            n,
+            &format!("{}/team/private:1", private.addr),
+            None,
+            Some("good"),
+        ),
+    );
+    apply(
+        &master,
+        &pod(
+            "denied",
+            n,
+            &format!("{}/team/private:1", private.addr),
+            Some("Always"),
+            Some("bad"),
+        ),
+    );
+    apply(
+        &master,
+        &pod("broken", n, &format!("{p}/app/corrupt:1"), None, None),
+    );
     // Two pods of one image at once (":latest" means imagePullPolicy Always).
     let shared = format!("{p}/app/shared");
     let two = format!(
@@ -436,8 +533,13 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
     apply(&master, &two);
 
     let gz = wait_running_with(&master, "gzip", "image-gzip");
-    let image_id = gz["status"]["containerStatuses"][0]["imageID"].as_str().unwrap_or_default();
-    assert!(image_id.starts_with(&format!("{p}/app/gzip@sha256:")), "imageID {image_id}");
+    let image_id = gz["status"]["containerStatuses"][0]["imageID"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        image_id.starts_with(&format!("{p}/app/gzip@sha256:")),
+        "imageID {image_id}"
+    );
     wait_running_with(&master, "zstd", "image-zstd");
     wait_running_with(&master, "multi", "image-multi-right-arch");
     wait_running_with(&master, "private", "image-private");
@@ -470,13 +572,24 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
     let message = w["message"].as_str().unwrap_or_default();
     assert!(message.contains("401 Unauthorized"), "{w}");
     let w = wait_waiting(&master, "denied", &["ImagePullBackOff"]);
-    assert!(w["message"].as_str().unwrap_or_default().contains("Back-off pulling image"), "{w}");
-    assert!(events_of(&master, "denied").iter().any(|(r, m, _)| r == "Failed" && m.contains("401")));
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Back-off pulling image"),
+        "{w}"
+    );
+    assert!(events_of(&master, "denied")
+        .iter()
+        .any(|(r, m, _)| r == "Failed" && m.contains("401")));
 
     // A corrupted blob is refused and leaves no image behind.
     let w = wait_waiting(&master, "broken", &["ErrImagePull", "ImagePullBackOff"]);
     assert!(
-        w["message"].as_str().unwrap_or_default().contains("does not match its digest"),
+        w["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not match its digest"),
         "{w}"
     );
     let images = image_list(&agent);
@@ -489,7 +602,10 @@ fn a_registry_killed_mid_pull_fails_cleanly_and_the_retry_succeeds() {
     if !can_run("the image pull e2e test") {
         return;
     }
-    let work = tempfile::Builder::new().prefix("bosun-pull").tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("bosun-pull")
+        .tempdir()
+        .unwrap();
     let w = work.path();
     let host = TestHost::new();
     let mut registry = Registry::start(&host, w, 5000, None);
@@ -500,16 +616,26 @@ fn a_registry_killed_mid_pull_fails_cleanly_and_the_retry_succeeds() {
     push(&host, &format!("oci:{}:big", layout.display()), &image, &[]);
 
     let master = Master::start_in(&host, &[]);
-    let agent = Agent::start_with(&master, &host, "node-a", &["--insecure-registry", &registry.addr]);
+    let agent = Agent::start_with(
+        &master,
+        &host,
+        "node-a",
+        &["--insecure-registry", &registry.addr],
+    );
     wait_node_ready(&master, "node-a");
     // Slow the host's loopback (where registry traffic goes) to ~5 MB/s so the
     // pull takes seconds; removed before the retry.
     let shape = |verb: &str, qdisc: &[&str]| {
         run(Command::new("ip")
-            .args(["netns", "exec", &host.name, "tc", "qdisc", verb, "dev", "lo", "root"])
+            .args([
+                "netns", "exec", &host.name, "tc", "qdisc", verb, "dev", "lo", "root",
+            ])
             .args(qdisc));
     };
-    shape("add", &["tbf", "rate", "40mbit", "burst", "64kb", "latency", "500ms"]);
+    shape(
+        "add",
+        &["tbf", "rate", "40mbit", "burst", "64kb", "latency", "500ms"],
+    );
 
     apply(&master, &pod("big", "node-a", &image, None, None));
     // A layer being unpacked shows up in the store's tmp/: then kill the registry.
@@ -517,23 +643,46 @@ fn a_registry_killed_mid_pull_fails_cleanly_and_the_retry_succeeds() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let busy = std::fs::read_dir(&tmp)
-            .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("layer-")))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("layer-"))
+            })
             .unwrap_or(false);
         if busy {
             break;
         }
-        assert!(Instant::now() < deadline, "the pull never started: {}", agent.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "the pull never started: {}",
+            agent.log_text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     registry.kill();
 
     let w = wait_waiting(&master, "big", &["ErrImagePull", "ImagePullBackOff"]);
-    assert!(w["message"].as_str().unwrap_or_default().contains("app/big"), "{w}");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("app/big"),
+        "{w}"
+    );
     let images = image_list(&agent);
-    assert!(!images.contains("app/big"), "a cut-off pull left an image: {images}");
+    assert!(
+        !images.contains("app/big"),
+        "a cut-off pull left an image: {images}"
+    );
     // No half layer in the store: every layer directory is complete.
-    for e in std::fs::read_dir(agent.data_dir().join("content/layers")).unwrap().flatten() {
-        assert!(e.path().join("layer.json").exists(), "incomplete layer {:?}", e.path());
+    for e in std::fs::read_dir(agent.data_dir().join("content/layers"))
+        .unwrap()
+        .flatten()
+    {
+        assert!(
+            e.path().join("layer.json").exists(),
+            "incomplete layer {:?}",
+            e.path()
+        );
     }
 
     shape("del", &[]);

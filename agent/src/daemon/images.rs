@@ -72,7 +72,10 @@ pub fn airgap_archives(dir: &Path) -> Vec<PathBuf> {
 /// image; a broken archive is reported and skipped.
 pub fn import_airgap(store: &ImageStore, dir: &Path, say: &dyn Fn(&str)) {
     for archive in airgap_archives(dir) {
-        say(&format!("importing air-gap images from {}", archive.display()));
+        say(&format!(
+            "importing air-gap images from {}",
+            archive.display()
+        ));
         let mut progress = |e: &ImportEvent| match e {
             ImportEvent::Layer {
                 index,
@@ -82,7 +85,11 @@ pub fn import_airgap(store: &ImageStore, dir: &Path, say: &dyn Fn(&str)) {
                 ..
             } => say(&format!(
                 "  layer {index}/{count} {diff_id} {}",
-                if *reused { "already present" } else { "unpacked" }
+                if *reused {
+                    "already present"
+                } else {
+                    "unpacked"
+                }
             )),
             ImportEvent::Tagged { reference, .. } => say(&format!("  imported {reference}")),
         };

@@ -194,10 +194,8 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let registries = opts.images.registries().map_err(AgentError::Usage)?;
     {
         let (store, dir) = (images.clone(), opts.data_dir.join("images"));
-        let _ = tokio::task::spawn_blocking(move || {
-            images::import_airgap(&store, &dir, &progress)
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || images::import_airgap(&store, &dir, &progress))
+            .await;
     }
     tokio::spawn(images::gc_loop(
         images.clone(),
@@ -232,16 +230,17 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         images,
         resolv_conf: PathBuf::from("/etc/resolv.conf"),
     });
-    let shared = Arc::new(Shared::new(
-        Api::new(client, 16),
-        machine,
-        opts.node_name.clone(),
-        host_ip.to_string(),
-        cpus * 1000,
-        memory,
-        pods_dir,
-    )
-    .with_puller(puller)
+    let shared = Arc::new(
+        Shared::new(
+            Api::new(client, 16),
+            machine,
+            opts.node_name.clone(),
+            host_ip.to_string(),
+            cpus * 1000,
+            memory,
+            pods_dir,
+        )
+        .with_puller(puller),
     );
 
     let statfs: server::StatFs = Arc::new(|p: &Path| {

@@ -14,7 +14,10 @@ use super::reference::DEFAULT_REGISTRY;
 /// What to present to a registry.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// An identity (refresh) token or a registry token, sent as a bearer token.
     Token(String),
 }
@@ -181,7 +184,10 @@ mod tests {
 
     #[test]
     fn hosts_are_normalised() {
-        assert_eq!(normalize_host("https://registry-1.docker.io/v2/"), "docker.io");
+        assert_eq!(
+            normalize_host("https://registry-1.docker.io/v2/"),
+            "docker.io"
+        );
         assert_eq!(normalize_host("http://Host:5000/path"), "host:5000");
         assert_eq!(normalize_host("host"), "host");
     }

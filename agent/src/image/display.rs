@@ -176,7 +176,13 @@ mod tests {
                 digest: d.clone()
             })
             .is_some());
-        assert_eq!(p.update(&PullEvent::Bytes { index: 1, n: 1_000_000 }), None);
+        assert_eq!(
+            p.update(&PullEvent::Bytes {
+                index: 1,
+                n: 1_000_000
+            }),
+            None
+        );
         assert_eq!(
             p.update(&PullEvent::LayerDone {
                 index: 1,

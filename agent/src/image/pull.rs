@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{
+    BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
+};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_spec::image::{Arch, ImageIndex, ImageManifest, Os};
@@ -49,7 +51,7 @@ const MAX_SMALL: i64 = 16 << 20;
 /// Layers fetched at once.
 const PARALLEL_LAYERS: usize = 3;
 /// Chunks in flight between the network and an unpacking thread.
-const CHANNEL_CHUNKS: usize = 16;
+const CHANNEL_CHUNKS: usize = 4;
 
 /// Why a pull failed. Messages carry what the registry said; they are shown
 /// to users as the ErrImagePull message.
@@ -267,11 +269,10 @@ impl Puller {
             user_agent: concat!("bosun/", env!("CARGO_PKG_VERSION")),
             ..ClientConfig::default()
         };
-        let client =
-            oci_client::Client::try_from(config).map_err(|e| PullError::Unsupported {
-                image: image.to_string(),
-                message: format!("making a client for {}: {e}", ep.host),
-            })?;
+        let client = oci_client::Client::try_from(config).map_err(|e| PullError::Unsupported {
+            image: image.to_string(),
+            message: format!("making a client for {}: {e}", ep.host),
+        })?;
         clients.insert(key, client.clone());
         Ok(client)
     }
@@ -284,10 +285,11 @@ impl Puller {
         progress: &Progress,
     ) -> Result<Pulled, PullError> {
         let image = r.to_string();
-        let creds = ep
-            .credentials
-            .clone()
-            .or_else(|| (ep.host == r.registry).then(|| secrets.first().cloned()).flatten());
+        let creds = ep.credentials.clone().or_else(|| {
+            (ep.host == r.registry)
+                .then(|| secrets.first().cloned())
+                .flatten()
+        });
         let client = self.client(ep, creds.as_ref(), &image)?;
         let auth = match creds {
             Some(Credentials::Basic { username, password }) => {
@@ -301,11 +303,9 @@ impl Puller {
             registry: &ep.host,
         };
         let oref = match (&r.digest, &r.tag) {
-            (Some(d), _) => oci_client::Reference::with_digest(
-                ep.host.clone(),
-                r.repository.clone(),
-                d.clone(),
-            ),
+            (Some(d), _) => {
+                oci_client::Reference::with_digest(ep.host.clone(), r.repository.clone(), d.clone())
+            }
             (None, Some(t)) => {
                 oci_client::Reference::with_tag(ep.host.clone(), r.repository.clone(), t.clone())
             }
@@ -487,10 +487,17 @@ impl Puller {
         diff_id: String,
         progress: &Progress,
     ) -> Result<u64, LayerFailure> {
-        let mut stream = client
-            .pull_blob_stream(oref, digest.as_str())
+        // Unverified by oci-client (a range from 0): put_layer checks the
+        // digest itself while it unpacks, before the layer is kept, so the
+        // blob is hashed once. A registry without ranges answers the whole
+        // blob, which oci-client verifies too.
+        let mut stream = match client
+            .pull_blob_stream_partial(oref, digest.as_str(), 0, None)
             .await
-            .map_err(|e| LayerFailure::Oci(format!("fetching layer {digest}"), e))?;
+            .map_err(|e| LayerFailure::Oci(format!("fetching layer {digest}"), e))?
+        {
+            BlobResponse::Full(s) | BlobResponse::Partial(s) => s,
+        };
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
         let store = self.store.clone();
         let (d, id) = (digest.clone(), diff_id.clone());
@@ -503,7 +510,7 @@ impl Puller {
                 .writer()
                 .and_then(|w| w.put_layer(&mut reader, &id, Some(&d)).map(|_| ()));
             if res.is_err() {
-                // Let the download finish so its digest check can speak.
+                // Let the download finish (its end is awaited below).
                 reader.drain();
             }
             res
@@ -634,12 +641,10 @@ fn manifest_kind(body: &[u8]) -> Result<Kind, String> {
         serde_json::from_slice(body).map_err(|e| format!("the manifest is not JSON: {e}"))?;
     match v.get("schemaVersion").and_then(serde_json::Value::as_i64) {
         Some(2) => {}
-        Some(1) => {
-            return Err(
-                "Docker schema 1 manifests are not supported; push the image again with a current tool"
-                    .into(),
-            )
-        }
+        Some(1) => return Err(
+            "Docker schema 1 manifests are not supported; push the image again with a current tool"
+                .into(),
+        ),
         other => return Err(format!("unsupported manifest schemaVersion {other:?}")),
     }
     match v.get("mediaType").and_then(serde_json::Value::as_str) {
@@ -812,12 +817,16 @@ mod tests {
     fn manifests_and_indexes_are_told_apart() {
         let k = |s: &str| manifest_kind(s.as_bytes());
         assert_eq!(
-            k(r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#),
+            k(
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#
+            ),
             Ok(Kind::Index)
         );
         assert_eq!(k(r#"{"schemaVersion":2,"manifests":[]}"#), Ok(Kind::Index));
         assert_eq!(
-            k(r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","layers":[]}"#),
+            k(
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","layers":[]}"#
+            ),
             Ok(Kind::Manifest)
         );
         assert_eq!(k(r#"{"schemaVersion":2,"layers":[]}"#), Ok(Kind::Manifest));

@@ -106,9 +106,8 @@ impl Registries {
         let mut mirrors = BTreeMap::new();
         for (name, m) in file.mirrors {
             for e in &m.endpoint {
-                split_endpoint(e).map_err(|why| {
-                    invalid(format!("mirror {name:?}: endpoint {e:?}: {why}"))
-                })?;
+                split_endpoint(e)
+                    .map_err(|why| invalid(format!("mirror {name:?}: endpoint {e:?}: {why}")))?;
             }
             mirrors.insert(registry_key(&name), m.endpoint);
         }
@@ -173,8 +172,11 @@ impl Registries {
     }
 
     fn endpoint(&self, host: &str, http: bool, mirror: bool) -> Endpoint {
-        let (credentials, skip_verify, ca_file) =
-            self.configs.get(host).cloned().unwrap_or((None, false, None));
+        let (credentials, skip_verify, ca_file) = self
+            .configs
+            .get(host)
+            .cloned()
+            .unwrap_or((None, false, None));
         Endpoint {
             host: host.to_string(),
             plain_http: http || self.insecure.contains(host),
@@ -265,11 +267,7 @@ configs:
     #[test]
     fn the_wildcard_mirror_serves_other_registries() {
         let r = regs(FILE, &[]);
-        let hosts: Vec<String> = r
-            .endpoints("quay.io")
-            .into_iter()
-            .map(|e| e.host)
-            .collect();
+        let hosts: Vec<String> = r.endpoints("quay.io").into_iter().map(|e| e.host).collect();
         assert_eq!(hosts, ["catchall.local", "quay.io"]);
     }
 

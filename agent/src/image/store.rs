@@ -20,7 +20,7 @@
 use super::digest::{sha256_hex, sha256_of};
 use super::error::{io_err, json_err, ImageError};
 use super::reference::Reference;
-use super::unpack::{unpack_layer, Unpacked};
+use super::unpack::{unpack_layer_expecting, Unpacked};
 use nix::fcntl::{Flock, FlockArg};
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
@@ -438,7 +438,7 @@ impl StoreWriter<'_> {
             size,
             blob_digest: actual_blob,
             ..
-        } = unpack_layer(blob, &rootfs, self.store.preserve_owner)?;
+        } = unpack_layer_expecting(blob, &rootfs, self.store.preserve_owner, blob_digest)?;
         if let Some(expected) = blob_digest {
             if expected != actual_blob {
                 return Err(ImageError::DigestMismatch {

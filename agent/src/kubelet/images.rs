@@ -159,11 +159,14 @@ pub async fn ensure_image(
             )
         }
     };
-    let store = puller.store().clone();
-    let wanted = reference.to_string();
-    let present = tokio::task::spawn_blocking(move || store.resolve(&wanted).is_ok())
-        .await
-        .unwrap_or(false);
+    // Only IfNotPresent cares whether the store has it.
+    let present = policy == PullPolicy::IfNotPresent && {
+        let store = puller.store().clone();
+        let wanted = reference.to_string();
+        tokio::task::spawn_blocking(move || store.resolve(&wanted).is_ok())
+            .await
+            .unwrap_or(false)
+    };
     let now = SystemTime::now();
     match step(policy, present, failures, now) {
         Step::UseLocal => {
@@ -175,8 +178,7 @@ pub async fn ensure_image(
                     "Normal",
                     "Pulled",
                     &format!("Container image {image:?} already present on machine"),
-                )
-                .await;
+                );
             }
             Ensured::Ready
         }
@@ -188,8 +190,7 @@ pub async fn ensure_image(
                 "Normal",
                 "BackOff",
                 &format!("Back-off pulling image {image:?}"),
-            )
-            .await;
+            );
             Ensured::Waiting("ImagePullBackOff", backoff_message(&image, failures), until)
         }
         Step::Pull => {
@@ -201,14 +202,13 @@ pub async fn ensure_image(
                 "Normal",
                 "Pulling",
                 &format!("Pulling image {image:?}"),
-            )
-            .await;
+            );
             let began = Instant::now();
             match puller.pull(&reference, &secrets, no_progress()).await {
                 Ok(p) => {
                     *failures = PullFailures::default();
                     let msg = pulled_message(&image, began.elapsed(), p.size);
-                    event(shared, pod, container, "Normal", "Pulled", &msg).await;
+                    event(shared, pod, container, "Normal", "Pulled", &msg);
                     Ensured::Ready
                 }
                 Err(e) => {
@@ -224,8 +224,7 @@ pub async fn ensure_image(
                         "Warning",
                         "Failed",
                         &format!("Failed to pull image {image:?}: {message}"),
-                    )
-                    .await;
+                    );
                     // ErrImagePull until the next look, which finds the back-off.
                     Ensured::Waiting(
                         "ErrImagePull",
@@ -262,8 +261,9 @@ async fn pull_secrets(shared: &Shared, pod: &Pod, registry: &str) -> Vec<Credent
     secret_credentials(&secrets, registry)
 }
 
-/// Posts a core/v1 Event about the container to the API server (best effort).
-async fn event(
+/// Posts a core/v1 Event about the container to the API server, in the
+/// background (best effort: a container start never waits for it).
+fn event(
     shared: &Shared,
     pod: &Pod,
     container: &Container,
@@ -293,9 +293,13 @@ async fn event(
         "count": 1,
     });
     let path = format!("/api/v1/namespaces/{ns}/events");
-    if let Err(e) = shared.api.create(&path, &ev, Attempts(2)).await {
-        tracing::debug!(error = %e, reason, "posting an event");
-    }
+    let api = shared.api.clone();
+    let reason = reason.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = api.create(&path, &ev, Attempts(2)).await {
+            tracing::debug!(error = %e, reason, "posting an event");
+        }
+    });
 }
 
 #[cfg(test)]
@@ -313,7 +317,10 @@ mod tests {
 
     #[test]
     fn policies_default_by_tag() {
-        assert_eq!(PullPolicy::of(&container("busybox", None)), PullPolicy::Always);
+        assert_eq!(
+            PullPolicy::of(&container("busybox", None)),
+            PullPolicy::Always
+        );
         assert_eq!(
             PullPolicy::of(&container("busybox:latest", None)),
             PullPolicy::Always
@@ -323,7 +330,10 @@ mod tests {
             PullPolicy::IfNotPresent
         );
         let d = format!("busybox@sha256:{}", "a".repeat(64));
-        assert_eq!(PullPolicy::of(&container(&d, None)), PullPolicy::IfNotPresent);
+        assert_eq!(
+            PullPolicy::of(&container(&d, None)),
+            PullPolicy::IfNotPresent
+        );
         assert_eq!(
             PullPolicy::of(&container("busybox:1", Some("Never"))),
             PullPolicy::Never
@@ -339,7 +349,10 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let none = PullFailures::default();
         assert_eq!(step(PullPolicy::Never, false, &none, t0), Step::UseLocal);
-        assert_eq!(step(PullPolicy::IfNotPresent, true, &none, t0), Step::UseLocal);
+        assert_eq!(
+            step(PullPolicy::IfNotPresent, true, &none, t0),
+            Step::UseLocal
+        );
         assert_eq!(step(PullPolicy::IfNotPresent, false, &none, t0), Step::Pull);
         assert_eq!(step(PullPolicy::Always, true, &none, t0), Step::Pull);
     }
@@ -364,7 +377,10 @@ mod tests {
             Step::BackOff { until: at(40) }
         );
         // A present image needs no pull whatever happened before.
-        assert_eq!(step(PullPolicy::IfNotPresent, true, &f, at(1)), Step::UseLocal);
+        assert_eq!(
+            step(PullPolicy::IfNotPresent, true, &f, at(1)),
+            Step::UseLocal
+        );
         assert_eq!(
             backoff_message("x", &f),
             "Back-off pulling image \"x\": connection refused"
@@ -384,7 +400,10 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD;
         let cfg = b64.encode(r#"{"auths":{"10.0.0.1:5000":{"username":"u","password":"p"}}}"#);
         let secrets = vec![
-            ("s1".to_string(), json!({"data": {".dockerconfigjson": cfg}})),
+            (
+                "s1".to_string(),
+                json!({"data": {".dockerconfigjson": cfg}}),
+            ),
             ("s2".to_string(), json!({"data": {"other": "eA=="}})),
         ];
         assert_eq!(

@@ -4,7 +4,7 @@
 //!
 //! Run by `bench/pull` inside a network namespace it made, with a local
 //! `docker-registry` there. Generates a ~100 MB image of 5 layers (a busybox
-//! base, then 20 MB of pseudo-random, incompressible data per layer, so sizes
+//! base, then 25 MB of pseudo-random, incompressible data per layer, so sizes
 //! are real), pushes it with skopeo, then alternates cold pulls: bosun into an
 //! empty data dir (peak RSS from `/proc/<pid>/status` VmHWM, polled) and
 //! skopeo into an empty OCI layout. Prints `name: value` lines and the ratios.
@@ -32,10 +32,10 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Layers of generated data on top of the base layer.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 4)]
     layers: usize,
     /// MB of data per generated layer.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 25)]
     layer_mb: usize,
 }
 
@@ -77,7 +77,10 @@ fn random_file(path: &Path, bytes: usize, seed: u64) -> anyhow::Result<()> {
 /// busybox-static, then one layer per data file.
 fn build_image(a: &Args, layout: &Path) -> anyhow::Result<()> {
     let image = format!("{}:bench", layout.display());
-    run(Command::new("umoci").arg("init").arg("--layout").arg(layout))?;
+    run(Command::new("umoci")
+        .arg("init")
+        .arg("--layout")
+        .arg(layout))?;
     run(Command::new("umoci").args(["new", "--image", &image]))?;
     let bundle = a.scratch.join("bundle");
     run(Command::new("umoci")
@@ -148,6 +151,18 @@ fn measure(cmd: &mut Command) -> anyhow::Result<(Duration, u64)> {
     }
 }
 
+/// True when this process's network namespace is one made with `ip netns add`.
+fn in_named_netns(dir: &Path) -> anyhow::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let own = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(false);
+    };
+    Ok(entries.flatten().any(|e| {
+        std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == own.dev() && m.ino() == own.ino())
+    }))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -155,8 +170,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    if std::fs::read_link("/proc/self/ns/net")? == std::fs::read_link("/proc/1/ns/net")? {
-        bail!("run by bench/pull inside a network namespace, not in the machine's own");
+    if !in_named_netns(Path::new("/run/netns"))? {
+        bail!("run by bench/pull inside a network namespace it made, not in the machine's own");
     }
     let layout = a.scratch.join("layout");
     let t = Instant::now();
