@@ -1,6 +1,8 @@
 //! The `bosun` binary: parses flags and wires the libraries together. Nothing here
 //! knows Kubernetes; it only calls `master`, `agent` and `api`.
 
+mod image_pull;
+
 use clap::{Args, Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -47,7 +49,7 @@ enum Command {
     /// Manage join tokens that let agents join the cluster.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Manage the agent's local images: import, ls, rm.
+    /// Manage the agent's local images: pull, import, ls, rm.
     #[command(subcommand)]
     Image(ImageCommand),
     /// Run simulated (hollow) nodes for scale tests.
@@ -147,6 +149,8 @@ struct AgentArgs {
     /// routes, nftables table, addresses), then exit. Images and credentials stay.
     #[arg(long)]
     cleanup: bool,
+    #[command(flatten)]
+    images: image_pull::AgentImageFlags,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +167,11 @@ enum ImageCommand {
         after_help = "Examples:\n  skopeo copy docker://busybox oci-archive:busybox.tar:busybox:latest\n  bosun image import --data-dir /var/lib/bosun busybox.tar\n  bosun image import --data-dir /var/lib/bosun --rootfs ./rootfs --tag busybox:local"
     )]
     Import(ImageImportArgs),
+    /// Pull an image from a registry into the store, showing progress.
+    #[command(
+        after_help = "Examples:\n  bosun image pull --data-dir /var/lib/bosun busybox\n  bosun image pull --insecure-registry 10.0.0.5:5000 10.0.0.5:5000/team/app:v1"
+    )]
+    Pull(image_pull::ImagePullArgs),
     /// List the images in the store.
     #[command(after_help = "Example:\n  bosun image ls --data-dir /var/lib/bosun")]
     Ls(DataDirArgs),
@@ -403,6 +412,7 @@ fn run_agent(a: AgentArgs) -> ExitCode {
         cluster_cidr: a.cluster_cidr,
         bridge: a.bridge,
         nft_table: a.nft_table,
+        images: a.images.into_options(),
     };
     if a.cleanup {
         return match agent::daemon::cleanup(&opts) {
@@ -474,6 +484,10 @@ fn run_hollow(a: HollowArgs) -> ExitCode {
 }
 
 fn run_image(cmd: ImageCommand) -> ExitCode {
+    let cmd = match cmd {
+        ImageCommand::Pull(a) => return image_pull::run(a),
+        other => other,
+    };
     use agent::image::{display, ImageError, ImageStore, ImportEvent};
     let image_fail = |what: &str, e: &ImageError| {
         if e.is_usage() {
@@ -487,12 +501,14 @@ fn run_image(cmd: ImageCommand) -> ExitCode {
         ImageCommand::Import(a) => &a.data_dir,
         ImageCommand::Ls(a) => &a.data_dir,
         ImageCommand::Rm(a) => &a.data_dir,
+        ImageCommand::Pull(_) => return ExitCode::FAILURE, // handled above
     };
     let store = match ImageStore::open(&agent::image::store_dir(data_dir)) {
         Ok(s) => s,
         Err(e) => return image_fail("bosun image", &e),
     };
     match cmd {
+        ImageCommand::Pull(_) => ExitCode::FAILURE, // handled above
         ImageCommand::Import(a) => {
             let mut progress = |e: &ImportEvent| match e {
                 ImportEvent::Layer {

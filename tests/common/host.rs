@@ -213,6 +213,11 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(master: &Master, host: &TestHost, node_name: &str) -> Agent {
+        Agent::start_with(master, host, node_name, &[])
+    }
+
+    /// [`Agent::start`] with extra flags, e.g. `["--insecure-registry", "10.254.1.2:5000"]`.
+    pub fn start_with(master: &Master, host: &TestHost, node_name: &str, extra: &[&str]) -> Agent {
         let dir = tempfile::Builder::new()
             .prefix("bosun-agent")
             .tempdir()
@@ -235,6 +240,10 @@ impl Agent {
             "--cgroup-parent".into(),
             cgroup_parent.clone(),
         ];
+        let args: Vec<String> = args
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect();
         let mut a = Agent {
             child: None,
             dir,

@@ -182,7 +182,7 @@ impl Cri for Machine {
             Ok(i) => i,
             Err(ImageError::NotFound(_)) => {
                 return Err(StartFailure::ImageMissing(format!(
-                    "image {wanted:?} is not present on this node: import it with `bosun image import` (pulling from registries is not built yet)"
+                    "image {wanted:?} is not present on this node: pull it (imagePullPolicy IfNotPresent or Always) or import it with `bosun image import`"
                 )))
             }
             Err(e) => return Err(StartFailure::ImageBroken(crate::error_chain(&e))),

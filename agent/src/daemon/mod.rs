@@ -5,6 +5,7 @@
 //! read-only (:10255) ports. Stopping the agent leaves the pods running; the
 //! next start adopts them. `bosun agent --cleanup` ([`cleanup`]) removes it all.
 
+mod images;
 mod machine;
 mod net;
 mod view;
@@ -21,6 +22,7 @@ use crate::node::{self, NodeConfig, NodeError};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use crate::server::{self, FsStats, Host, ServerError};
 
+pub use images::ImageOptions;
 pub use machine::{hosts_file, pod_hostname, resolv_conf, Machine};
 
 /// What `bosun agent` was asked to run.
@@ -48,6 +50,8 @@ pub struct AgentOptions {
     pub bridge: String,
     /// The nftables table (family ip) the agent owns, e.g. `bosun`.
     pub nft_table: String,
+    /// Registries, air-gap images and image garbage collection.
+    pub images: ImageOptions,
 }
 
 /// Why the agent could not run.
@@ -203,6 +207,18 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         .map_err(AgentError::Runtime)?;
     let images =
         ImageStore::open(&crate::image::store_dir(&opts.data_dir)).map_err(AgentError::Images)?;
+    let registries = opts.images.registries().map_err(AgentError::Usage)?;
+    {
+        let (store, dir) = (images.clone(), opts.data_dir.join("images"));
+        let _ = tokio::task::spawn_blocking(move || images::import_airgap(&store, &dir, &progress))
+            .await;
+    }
+    tokio::spawn(images::gc_loop(
+        images.clone(),
+        runtime.clone(),
+        opts.images.gc,
+    ));
+    let puller = Arc::new(crate::image::Puller::new(images.clone(), registries));
 
     let mut delay = std::time::Duration::from_secs(1);
     let registered = loop {
@@ -252,15 +268,18 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         network,
         resolv_conf: PathBuf::from("/etc/resolv.conf"),
     });
-    let shared = Arc::new(Shared::new(
-        api,
-        machine,
-        opts.node_name.clone(),
-        host_ip.to_string(),
-        cpus * 1000,
-        memory,
-        pods_dir,
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            api,
+            machine,
+            opts.node_name.clone(),
+            host_ip.to_string(),
+            cpus * 1000,
+            memory,
+            pods_dir,
+        )
+        .with_puller(puller),
+    );
 
     let statfs: server::StatFs = Arc::new(|p: &Path| {
         let (total, free) = node::facts::filesystem(p).ok()?;

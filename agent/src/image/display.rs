@@ -1,7 +1,82 @@
-//! Text for `bosun image ls`: a table like `crictl images`. Pure formatting.
+//! Text for `bosun image ls` (a table like `crictl images`) and the progress
+//! of `bosun image pull`. Pure formatting.
 
+use super::pull::PullEvent;
 use super::reference::Reference;
 use super::store::ImageSummary;
+
+/// What a pull has done so far, fed with its events; renders the progress line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullProgress {
+    pub layers: usize,
+    pub reused: usize,
+    pub done: usize,
+    pub to_fetch: usize,
+    pub bytes: u64,
+    pub total_bytes: u64,
+}
+
+impl PullProgress {
+    /// Takes one event; returns a line worth printing on its own (plain output).
+    pub fn update(&mut self, e: &PullEvent) -> Option<String> {
+        match e {
+            PullEvent::Resolved {
+                digest,
+                layers,
+                to_fetch,
+                bytes,
+            } => {
+                self.layers = *layers;
+                self.to_fetch = *to_fetch;
+                self.total_bytes = *bytes;
+                Some(format!(
+                    "manifest {digest}: {layers} layers, {to_fetch} to fetch ({})",
+                    human_size(*bytes)
+                ))
+            }
+            PullEvent::LayerReused { digest, .. } => {
+                self.reused += 1;
+                Some(format!("layer {} already present", short(digest)))
+            }
+            PullEvent::Bytes { n, .. } => {
+                self.bytes += n;
+                None
+            }
+            PullEvent::LayerDone { digest, .. } => {
+                self.done += 1;
+                Some(format!(
+                    "layer {} done ({}/{} fetched)",
+                    short(digest),
+                    self.done,
+                    self.to_fetch
+                ))
+            }
+        }
+    }
+
+    /// `layers 2/5 (1 present)  41.9MB/104MB  38.2MB/s` after `secs` seconds.
+    pub fn line(&self, secs: f64) -> String {
+        let rate = if secs > 0.0 {
+            (self.bytes as f64 / secs) as u64
+        } else {
+            0
+        };
+        format!(
+            "layers {}/{} ({} present)  {}/{}  {}/s",
+            self.done + self.reused,
+            self.layers,
+            self.reused,
+            human_size(self.bytes),
+            human_size(self.total_bytes),
+            human_size(rate)
+        )
+    }
+}
+
+/// `sha256:` and 12 hex characters.
+fn short(d: &str) -> &str {
+    d.get(..19).unwrap_or(d)
+}
 
 /// `size` in decimal units with three significant digits, as docker and crictl
 /// print it: `812B`, `4.27MB`, `12.3kB`.
@@ -83,6 +158,41 @@ pub fn image_table(images: &[ImageSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_progress_counts_layers_and_bytes() {
+        let mut p = PullProgress::default();
+        let d = format!("sha256:{}", "a".repeat(64));
+        let line = p.update(&PullEvent::Resolved {
+            digest: d.clone(),
+            layers: 3,
+            to_fetch: 2,
+            bytes: 2_000_000,
+        });
+        assert!(line.unwrap().contains("3 layers, 2 to fetch (2MB)"));
+        assert!(p
+            .update(&PullEvent::LayerReused {
+                index: 0,
+                digest: d.clone()
+            })
+            .is_some());
+        assert_eq!(
+            p.update(&PullEvent::Bytes {
+                index: 1,
+                n: 1_000_000
+            }),
+            None
+        );
+        assert_eq!(
+            p.update(&PullEvent::LayerDone {
+                index: 1,
+                digest: d.clone()
+            }),
+            Some("layer sha256:aaaaaaaaaaaa done (1/2 fetched)".to_string())
+        );
+        assert_eq!(p.line(2.0), "layers 2/3 (1 present)  1MB/2MB  500kB/s");
+        assert!(p.line(0.0).ends_with(" 0B/s"));
+    }
 
     #[test]
     fn sizes_read_like_crictl() {

@@ -272,6 +272,7 @@ fn commit(
             layers: layers.clone(),
             size,
             created: config.created().clone(),
+            stored_at: None,
         };
         writer.tag(name, record)?;
         let reference = name.to_string();
@@ -287,7 +288,7 @@ fn commit(
     Ok(out)
 }
 
-fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfiguration, ImageError> {
+pub(super) fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfiguration, ImageError> {
     let c = ImageConfiguration::from_reader(bytes)
         .map_err(|e| ImageError::invalid(what, e.to_string()))?;
     if c.rootfs()

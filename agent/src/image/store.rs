@@ -20,7 +20,7 @@
 use super::digest::{sha256_hex, sha256_of};
 use super::error::{io_err, json_err, ImageError};
 use super::reference::Reference;
-use super::unpack::{unpack_layer, Unpacked};
+use super::unpack::{unpack_layer_expecting, Unpacked};
 use nix::fcntl::{Flock, FlockArg};
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,10 @@ pub struct ImageRecord {
     /// The config's `created`, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// When this reference was last tagged (imported or pulled), Unix seconds;
+    /// set by [`StoreWriter::tag`]. Garbage collection removes the oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_at: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -122,6 +126,12 @@ impl ImageStore {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Holds off garbage collection until dropped, without borrowing the store
+    /// (a registry pull holds one across its awaits). Blocks while a collection runs.
+    pub fn gc_guard(&self) -> Result<GcGuard, ImageError> {
+        Ok(GcGuard(self.lock("gc.lock", FlockArg::LockShared)?))
     }
 
     /// Starts writing: holds off garbage collection until dropped.
@@ -208,6 +218,11 @@ impl ImageStore {
         refs.version = REFS_VERSION;
         self.write_refs(&refs)?;
         Ok(out)
+    }
+
+    /// Every reference and what it points at.
+    pub fn records(&self) -> Result<BTreeMap<String, ImageRecord>, ImageError> {
+        Ok(self.read_refs()?.images)
     }
 
     /// Every image, with all its references, sorted by first reference.
@@ -371,6 +386,9 @@ fn find(refs: &RefsFile, image: &str) -> Result<Vec<(String, ImageRecord)>, Imag
     Ok(matches)
 }
 
+/// While it lives, garbage collection waits (see [`ImageStore::gc_guard`]).
+pub struct GcGuard(#[allow(dead_code)] Flock<File>);
+
 /// Adds content to the store; garbage collection waits while one exists.
 pub struct StoreWriter<'a> {
     store: &'a ImageStore,
@@ -420,7 +438,7 @@ impl StoreWriter<'_> {
             size,
             blob_digest: actual_blob,
             ..
-        } = unpack_layer(blob, &rootfs, self.store.preserve_owner)?;
+        } = unpack_layer_expecting(blob, &rootfs, self.store.preserve_owner, blob_digest)?;
         if let Some(expected) = blob_digest {
             if expected != actual_blob {
                 return Err(ImageError::DigestMismatch {
@@ -463,7 +481,10 @@ impl StoreWriter<'_> {
     }
 
     /// Points `reference` at an image whose blobs and layers are all in the store.
-    pub fn tag(&self, reference: &Reference, record: ImageRecord) -> Result<(), ImageError> {
+    pub fn tag(&self, reference: &Reference, mut record: ImageRecord) -> Result<(), ImageError> {
+        if record.stored_at.is_none() {
+            record.stored_at = Some(jiff::Timestamp::now().as_second());
+        }
         for d in [&record.manifest, &record.config] {
             if !self.store.has_blob(d) {
                 return Err(ImageError::invalid(

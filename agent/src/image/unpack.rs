@@ -51,9 +51,22 @@ pub fn unpack_layer(
     dest: &Path,
     preserve_owner: bool,
 ) -> Result<Unpacked, ImageError> {
+    unpack_layer_expecting(blob, dest, preserve_owner, None)
+}
+
+/// [`unpack_layer`] of a blob that should hash to `expected`: when unpacking
+/// fails (a truncated or corrupted blob usually breaks the decompressor or the
+/// tar first), the rest of the blob is read and, if its digest is not
+/// `expected`, the error says so — the cause, not the symptom.
+pub fn unpack_layer_expecting(
+    blob: impl Read,
+    dest: &Path,
+    preserve_owner: bool,
+    expected: Option<&str>,
+) -> Result<Unpacked, ImageError> {
     let what = || format!("unpacking a layer into {}", dest.display());
     let mut raw = HashingReader::new(blob);
-    let (diff_id, size, compression) = {
+    let unpacked = (|| {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut raw);
         let compression = sniff(buffered.fill_buf().map_err(io_err(what()))?);
         let decoded: Box<dyn Read + '_> = match compression {
@@ -67,7 +80,25 @@ pub fn unpack_layer(
         unpack_tar(&mut tar_bytes, dest, preserve_owner)?;
         tar_bytes.drain().map_err(io_err(what()))?;
         let (diff_id, size) = tar_bytes.finish();
-        (diff_id, size, compression)
+        Ok((diff_id, size, compression))
+    })();
+    let (diff_id, size, compression) = match unpacked {
+        Ok(u) => u,
+        Err(e) => {
+            if let Some(expected) = expected {
+                if raw.drain().is_ok() {
+                    let (actual, _) = raw.finish();
+                    if actual != expected {
+                        return Err(ImageError::DigestMismatch {
+                            what: format!("layer blob {expected}"),
+                            expected: expected.to_string(),
+                            actual,
+                        });
+                    }
+                }
+            }
+            return Err(e);
+        }
     };
     raw.drain().map_err(io_err(what()))?;
     let (blob_digest, blob_size) = raw.finish();
@@ -292,6 +323,33 @@ mod tests {
             assert_eq!(u.blob_digest, super::super::digest::sha256_of(blob));
             assert_eq!(fs::read(d.path().join("etc/hello")).unwrap(), b"hi\n");
         }
+    }
+
+    #[test]
+    fn a_corrupted_blob_is_reported_as_a_digest_mismatch() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let t = tar_of(|b| file(b, "data", &big));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&t).unwrap();
+        let good = gz.finish().unwrap();
+        let want = super::super::digest::sha256_of(&good);
+        let mut bad = good.clone();
+        let mid = bad.len() / 2;
+        for b in &mut bad[mid..mid + 16] {
+            *b ^= 0x5a;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let e = unpack_layer_expecting(&bad[..], d.path(), false, Some(&want)).unwrap_err();
+        assert!(
+            matches!(&e, ImageError::DigestMismatch { expected, .. } if *expected == want),
+            "{e:?}"
+        );
+        // Without an expected digest the decompressor's complaint is all there is.
+        let d = tempfile::tempdir().unwrap();
+        let e = unpack_layer(&bad[..], d.path(), false).unwrap_err();
+        assert!(!matches!(e, ImageError::DigestMismatch { .. }), "{e:?}");
+        let d = tempfile::tempdir().unwrap();
+        assert!(unpack_layer_expecting(&good[..], d.path(), false, Some(&want)).is_ok());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! through the [`cri::Cri`] seam and writes pods/status.
 //!
 //! - [`plan`], [`status`], [`backoff`], [`env`]: pure decisions.
+//! - [`images`]: pull policy, image pull back-off and events.
 //! - [`volumes`]: the pod's volumes as files on the host.
 //! - [`model`]: what is known about each container.
 //!
@@ -13,6 +14,7 @@
 pub mod backoff;
 pub mod cri;
 pub mod env;
+pub mod images;
 pub mod model;
 pub mod plan;
 pub mod status;
@@ -46,6 +48,8 @@ pub struct Shared {
     pub pods_dir: PathBuf,
     /// How many container starts may run at once.
     pub starts: Arc<Semaphore>,
+    /// Pulls images from registries; `None`: only images already in the store run.
+    pub puller: Option<Arc<crate::image::Puller>>,
     /// The node's pods as last written, for the agent's servers.
     pods: Mutex<HashMap<String, Arc<Pod>>>,
 }
@@ -70,8 +74,15 @@ impl Shared {
             node_memory,
             pods_dir,
             starts: Arc::new(Semaphore::new(4)),
+            puller: None,
             pods: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Lets the kubelet pull images (pull policy, ImagePullBackOff, events).
+    pub fn with_puller(mut self, puller: Arc<crate::image::Puller>) -> Shared {
+        self.puller = Some(puller);
+        self
     }
 
     /// The node's pods, with the status this kubelet last wrote.

@@ -95,6 +95,8 @@ pub struct Track {
     pub waiting: Option<Waiting>,
     /// Crash-loop back-off level: 0 restarts at once, n waits 10 s · 2ⁿ⁻¹ (≤ 5 min).
     pub backoff_level: u32,
+    /// Failed image pulls, for ImagePullBackOff.
+    pub pull: super::images::PullFailures,
 }
 
 impl Track {

@@ -223,6 +223,7 @@ mod tests {
             previous: None,
             waiting: None,
             backoff_level: attempt,
+            ..Track::default()
         }
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::backoff;
 use super::cri::{FoundPod, StartFailure, StartRequest};
 use super::env::{environment, Context};
+use super::images::{self, Ensured};
 use super::model::{Instance, RunState, Track, Waiting};
 use super::plan::{plan, Plan, Policy, Shape};
 use super::status::{pod_status, Inputs};
@@ -343,6 +344,26 @@ impl Worker {
                 return;
             }
         };
+        if let Some(puller) = self.shared.puller.clone() {
+            let mut failures = self
+                .tracks
+                .get(name)
+                .map(|t| t.pull.clone())
+                .unwrap_or_default();
+            let ensured =
+                images::ensure_image(&self.shared, &puller, &self.pod, &container, &mut failures)
+                    .await;
+            let track = self.tracks.entry(name.to_string()).or_default();
+            track.pull = failures;
+            if let Ensured::Waiting(reason, message, retry_at) = ensured {
+                track.waiting = Some(Waiting {
+                    reason: reason.to_string(),
+                    message,
+                    retry_at,
+                });
+                return;
+            }
+        }
         let track = self.tracks.entry(name.to_string()).or_default();
         // A restart moves the back-off one step (or back to the start after a long run).
         if let Some(RunState::Exited {

@@ -1,0 +1,185 @@
+//! Image garbage collection by disk use, the kubelet's way: when the image
+//! filesystem is fuller than the high threshold (85 % by default), images no
+//! live container uses are removed, the least recently stored first, until
+//! use is down to the low threshold (80 %). [`choose`] decides (pure);
+//! [`collect`] removes what it chose from the store.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use super::error::ImageError;
+use super::store::{ImageRecord, ImageStore};
+
+/// Disk-use thresholds, in percent of the filesystem's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcPolicy {
+    pub high_percent: u8,
+    pub low_percent: u8,
+}
+
+impl Default for GcPolicy {
+    fn default() -> Self {
+        GcPolicy {
+            high_percent: 85,
+            low_percent: 80,
+        }
+    }
+}
+
+/// The filesystem holding the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskUse {
+    pub capacity: u64,
+    pub available: u64,
+}
+
+/// The references to remove so that use falls to the low threshold: whole
+/// images (every reference to one id), oldest first, skipping images that
+/// `in_use` names (by reference or id). Only layers no kept image shares count
+/// as freed. Empty when use is below the high threshold.
+pub fn choose(
+    records: &BTreeMap<String, ImageRecord>,
+    layer_size: &dyn Fn(&str) -> u64,
+    in_use: &HashSet<String>,
+    disk: DiskUse,
+    policy: GcPolicy,
+) -> Vec<String> {
+    let used = disk.capacity.saturating_sub(disk.available);
+    let pct = |p: u8| (disk.capacity as u128 * p as u128 / 100) as u64;
+    if disk.capacity == 0 || used < pct(policy.high_percent) {
+        return Vec::new();
+    }
+    let need = used.saturating_sub(pct(policy.low_percent));
+    // Images by id: their references, newest stored_at, layers.
+    struct Image<'a> {
+        refs: Vec<&'a str>,
+        newest: i64,
+        layers: &'a [String],
+    }
+    let mut images: BTreeMap<&str, Image<'_>> = BTreeMap::new();
+    for (name, rec) in records {
+        let img = images.entry(rec.config.as_str()).or_insert(Image {
+            refs: Vec::new(),
+            newest: i64::MIN,
+            layers: &rec.layers,
+        });
+        img.refs.push(name);
+        img.newest = img.newest.max(rec.stored_at.unwrap_or(0));
+    }
+    let busy = |id: &str, img: &Image<'_>| {
+        in_use.contains(id) || img.refs.iter().any(|r| in_use.contains(*r))
+    };
+    let mut candidates: Vec<(&str, &Image<'_>)> = images
+        .iter()
+        .filter(|(id, img)| !busy(id, img))
+        .map(|(id, img)| (*id, img))
+        .collect();
+    candidates.sort_by_key(|(id, img)| (img.newest, *id));
+    let mut removed: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::new();
+    for (id, img) in candidates {
+        removed.insert(id);
+        out.extend(img.refs.iter().map(|r| r.to_string()));
+        let kept_layers: BTreeSet<&str> = images
+            .iter()
+            .filter(|(i, _)| !removed.contains(*i))
+            .flat_map(|(_, im)| im.layers.iter().map(String::as_str))
+            .collect();
+        let gone: BTreeSet<&str> = images
+            .iter()
+            .filter(|(i, _)| removed.contains(*i))
+            .flat_map(|(_, im)| im.layers.iter().map(String::as_str))
+            .filter(|l| !kept_layers.contains(l))
+            .collect();
+        let freed: u64 = gone.iter().map(|l| layer_size(l)).sum();
+        if freed >= need {
+            break;
+        }
+    }
+    out
+}
+
+/// Removes what [`choose`] picks from `store`; returns the removed references.
+pub fn collect(
+    store: &ImageStore,
+    in_use: &HashSet<String>,
+    disk: DiskUse,
+    policy: GcPolicy,
+) -> Result<Vec<String>, ImageError> {
+    let records = store.records()?;
+    let size = |d: &str| store.layer(d).map_or(0, |l| l.size);
+    let doomed = choose(&records, &size, in_use, disk, policy);
+    let mut removed = Vec::new();
+    for r in doomed {
+        match store.remove(&r) {
+            Ok(names) => removed.extend(names),
+            Err(ImageError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, layers: &[&str], at: i64) -> ImageRecord {
+        ImageRecord {
+            manifest: format!("m{id}"),
+            config: id.to_string(),
+            repo_digest: None,
+            layers: layers.iter().map(|s| s.to_string()).collect(),
+            size: 0,
+            created: None,
+            stored_at: Some(at),
+        }
+    }
+
+    fn records() -> BTreeMap<String, ImageRecord> {
+        BTreeMap::from([
+            ("old:1".to_string(), rec("a", &["base", "la"], 10)),
+            ("old:alias".to_string(), rec("a", &["base", "la"], 5)),
+            ("mid:1".to_string(), rec("b", &["base", "lb"], 20)),
+            ("new:1".to_string(), rec("c", &["lc"], 30)),
+        ])
+    }
+
+    /// Every layer is 10 bytes.
+    fn ten(_: &str) -> u64 {
+        10
+    }
+
+    fn disk(used: u64) -> DiskUse {
+        DiskUse {
+            capacity: 100,
+            available: 100 - used,
+        }
+    }
+
+    #[test]
+    fn below_the_high_threshold_nothing_goes() {
+        let r = records();
+        assert!(choose(&r, &ten, &HashSet::new(), disk(84), GcPolicy::default()).is_empty());
+    }
+
+    #[test]
+    fn the_oldest_unused_images_go_until_the_low_threshold() {
+        let r = records();
+        // 86 used, low 80: 6 bytes to free; image a frees only "la" (base is shared).
+        let out = choose(&r, &ten, &HashSet::new(), disk(86), GcPolicy::default());
+        assert_eq!(out, vec!["old:1", "old:alias"]);
+        // 95 used: 15 to free; a (10) then b (lb + base = 20 in all).
+        let out = choose(&r, &ten, &HashSet::new(), disk(95), GcPolicy::default());
+        assert_eq!(out, vec!["old:1", "old:alias", "mid:1"]);
+    }
+
+    #[test]
+    fn images_in_use_are_never_chosen() {
+        let r = records();
+        let busy = HashSet::from(["old:alias".to_string(), "b".to_string()]);
+        let out = choose(&r, &ten, &busy, disk(99), GcPolicy::default());
+        assert_eq!(out, vec!["new:1"]);
+        let all = HashSet::from(["a".into(), "b".into(), "c".into()]);
+        assert!(choose(&r, &ten, &all, disk(99), GcPolicy::default()).is_empty());
+    }
+}
