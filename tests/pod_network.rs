@@ -338,7 +338,7 @@ fn create_delete_cycles_leave_nothing_behind_and_reuse_addresses() {
         return;
     }
     // A /26 per node (61 pod addresses): 200 pods must reuse freed ones.
-    let c = Cluster::with_master_args(2, &["--node-cidr-mask-size", "26"]);
+    let mut c = Cluster::with_master_args(3, &["--node-cidr-mask-size", "26"]);
     for a in &c.agents {
         a.import_busybox(IMAGE);
     }
@@ -384,16 +384,33 @@ fn create_delete_cycles_leave_nothing_behind_and_reuse_addresses() {
         let claims = walk_files(&state);
         (ports.is_empty() && claims.is_empty()).then_some(())
     });
-    // The routes between the two nodes are the only bosun routes.
+    // The routes to the two other nodes are the only bosun routes; a node
+    // that goes takes its route with it.
     let (_, routes) = leftovers(host);
-    assert_eq!(routes.len(), 1, "{routes:?}");
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    let cidr_of = |node: &str| {
+        common::ok(c.kubectl(&["get", "node", node, "-o", "jsonpath={.spec.podCIDR}"]))
+    };
+    let (cidr0, cidr2) = (cidr_of("node-0"), cidr_of("node-2"));
+    assert!(routes
+        .iter()
+        .any(|r| r.starts_with(&format!("{cidr2} via {}", c.hosts[2].ip))));
+    c.agents[2].kill();
+    common::ok(c.kubectl(&["delete", "node", "node-2"]));
+    let routes = eventually(30, "the route to node-2 removed", || {
+        let (_, routes) = leftovers(c.host_of("node-1"));
+        (routes.len() == 1).then_some(routes)
+    });
+    assert!(
+        routes[0].starts_with(&format!("{cidr0} via {}", c.hosts[0].ip)),
+        "{routes:?}"
+    );
 
     // `bosun agent --cleanup` stops the pods and removes the network.
     c.master.apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: last}}\nspec:\n  nodeName: node-1\n  containers:\n  - {{name: s, image: {IMAGE}, imagePullPolicy: Never, command: [sleep, '3600']}}\n"
     ));
     running_ip(&c, "last");
-    let mut c = c;
     c.agents[1].kill();
     let out = c.agents[1].run_cleanup();
     assert!(out.status.success(), "{}", common::stderr(&out));
