@@ -37,6 +37,7 @@ impl AgentImageFlags {
             gc: agent::image::gc::GcPolicy {
                 high_percent: self.image_gc_high_threshold,
                 low_percent: self.image_gc_low_threshold,
+                ..Default::default()
             },
         }
     }

@@ -1,8 +1,10 @@
 //! Image garbage collection by disk use, the kubelet's way: when the image
 //! filesystem is fuller than the high threshold (85 % by default), images no
 //! live container uses are removed, the least recently stored first, until
-//! use is down to the low threshold (80 %). [`choose`] decides (pure);
-//! [`collect`] removes what it chose from the store.
+//! use is down to the low threshold (80 %). An image stored less than
+//! `min_age_secs` ago (2 minutes, the kubelet's `--minimum-image-ttl-duration`)
+//! is kept: it may be about to start. [`choose`] decides (pure); [`collect`]
+//! removes what it chose from the store.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -14,13 +16,19 @@ use super::store::{ImageRecord, ImageStore};
 pub struct GcPolicy {
     pub high_percent: u8,
     pub low_percent: u8,
+    /// Images stored more recently than this are never removed.
+    pub min_age_secs: i64,
 }
+
+/// The kubelet's default minimum image age.
+pub const MIN_AGE_SECS: i64 = 120;
 
 impl Default for GcPolicy {
     fn default() -> Self {
         GcPolicy {
             high_percent: 85,
             low_percent: 80,
+            min_age_secs: MIN_AGE_SECS,
         }
     }
 }
@@ -34,14 +42,16 @@ pub struct DiskUse {
 
 /// The references to remove so that use falls to the low threshold: whole
 /// images (every reference to one id), oldest first, skipping images that
-/// `in_use` names (by reference or id). Only layers no kept image shares count
-/// as freed. Empty when use is below the high threshold.
+/// `in_use` names (by reference or id) and images stored less than
+/// `policy.min_age_secs` before `now` (unix seconds). Only layers no kept image
+/// shares count as freed. Empty when use is below the high threshold.
 pub fn choose(
     records: &BTreeMap<String, ImageRecord>,
     layer_size: &dyn Fn(&str) -> u64,
     in_use: &HashSet<String>,
     disk: DiskUse,
     policy: GcPolicy,
+    now: i64,
 ) -> Vec<String> {
     let used = disk.capacity.saturating_sub(disk.available);
     let pct = |p: u8| (disk.capacity as u128 * p as u128 / 100) as u64;
@@ -70,7 +80,7 @@ pub fn choose(
     };
     let mut candidates: Vec<(&str, &Image<'_>)> = images
         .iter()
-        .filter(|(id, img)| !busy(id, img))
+        .filter(|(id, img)| !busy(id, img) && img.newest <= now - policy.min_age_secs)
         .map(|(id, img)| (*id, img))
         .collect();
     candidates.sort_by_key(|(id, img)| (img.newest, *id));
@@ -107,7 +117,8 @@ pub fn collect(
 ) -> Result<Vec<String>, ImageError> {
     let records = store.records()?;
     let size = |d: &str| store.layer(d).map_or(0, |l| l.size);
-    let doomed = choose(&records, &size, in_use, disk, policy);
+    let now = jiff::Timestamp::now().as_second();
+    let doomed = choose(&records, &size, in_use, disk, policy, now);
     let mut removed = Vec::new();
     for r in doomed {
         match store.remove(&r) {
@@ -144,6 +155,9 @@ mod tests {
         ])
     }
 
+    /// Long after every image in [`records`] was stored.
+    const NOW: i64 = 1_000;
+
     /// Every layer is 10 bytes.
     fn ten(_: &str) -> u64 {
         10
@@ -159,27 +173,73 @@ mod tests {
     #[test]
     fn below_the_high_threshold_nothing_goes() {
         let r = records();
-        assert!(choose(&r, &ten, &HashSet::new(), disk(84), GcPolicy::default()).is_empty());
+        assert!(choose(
+            &r,
+            &ten,
+            &HashSet::new(),
+            disk(84),
+            GcPolicy::default(),
+            NOW
+        )
+        .is_empty());
     }
 
     #[test]
     fn the_oldest_unused_images_go_until_the_low_threshold() {
         let r = records();
         // 86 used, low 80: 6 bytes to free; image a frees only "la" (base is shared).
-        let out = choose(&r, &ten, &HashSet::new(), disk(86), GcPolicy::default());
+        let out = choose(
+            &r,
+            &ten,
+            &HashSet::new(),
+            disk(86),
+            GcPolicy::default(),
+            NOW,
+        );
         assert_eq!(out, vec!["old:1", "old:alias"]);
         // 95 used: 15 to free; a (10) then b (lb + base = 20 in all).
-        let out = choose(&r, &ten, &HashSet::new(), disk(95), GcPolicy::default());
+        let out = choose(
+            &r,
+            &ten,
+            &HashSet::new(),
+            disk(95),
+            GcPolicy::default(),
+            NOW,
+        );
         assert_eq!(out, vec!["old:1", "old:alias", "mid:1"]);
+    }
+
+    #[test]
+    fn images_stored_moments_ago_are_kept() {
+        let r = records();
+        // At 150 s, with a 2-minute minimum age, only images stored by 30 s may go.
+        let out = choose(
+            &r,
+            &ten,
+            &HashSet::new(),
+            disk(99),
+            GcPolicy::default(),
+            149,
+        );
+        assert_eq!(out, vec!["old:1", "old:alias", "mid:1"]);
+        let out = choose(
+            &r,
+            &ten,
+            &HashSet::new(),
+            disk(99),
+            GcPolicy::default(),
+            100,
+        );
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]
     fn images_in_use_are_never_chosen() {
         let r = records();
         let busy = HashSet::from(["old:alias".to_string(), "b".to_string()]);
-        let out = choose(&r, &ten, &busy, disk(99), GcPolicy::default());
+        let out = choose(&r, &ten, &busy, disk(99), GcPolicy::default(), NOW);
         assert_eq!(out, vec!["new:1"]);
         let all = HashSet::from(["a".into(), "b".into(), "c".into()]);
-        assert!(choose(&r, &ten, &all, disk(99), GcPolicy::default()).is_empty());
+        assert!(choose(&r, &ten, &all, disk(99), GcPolicy::default(), NOW).is_empty());
     }
 }
