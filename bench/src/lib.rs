@@ -1,4 +1,5 @@
-//! Shared by the benchmarks: reading a process's CPU time and memory from /proc.
+//! Shared by the benchmarks: reading a process's CPU time and memory from
+//! /proc, and the check that a benchmark runs in a namespace it made.
 
 use anyhow::Context as _;
 
@@ -37,4 +38,17 @@ pub fn percentile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// True when this process's network namespace is one of the named ones in
+/// `dir` (made with `ip netns add`), never the machine's own.
+pub fn in_named_netns(dir: &std::path::Path) -> anyhow::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let own = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(false);
+    };
+    Ok(entries.flatten().any(|e| {
+        std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == own.dev() && m.ino() == own.ino())
+    }))
 }

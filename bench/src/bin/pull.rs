@@ -151,18 +151,6 @@ fn measure(cmd: &mut Command) -> anyhow::Result<(Duration, u64)> {
     }
 }
 
-/// True when this process's network namespace is one made with `ip netns add`.
-fn in_named_netns(dir: &Path) -> anyhow::Result<bool> {
-    use std::os::unix::fs::MetadataExt as _;
-    let own = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(false);
-    };
-    Ok(entries.flatten().any(|e| {
-        std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == own.dev() && m.ino() == own.ino())
-    }))
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -170,7 +158,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    if !in_named_netns(Path::new("/run/netns"))? {
+    if !bosun_bench::in_named_netns(Path::new("/run/netns"))? {
         bail!("run by bench/pull inside a network namespace it made, not in the machine's own");
     }
     let layout = a.scratch.join("layout");

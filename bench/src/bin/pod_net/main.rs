@@ -59,7 +59,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if !in_named_netns(Path::new("/run/netns"))? {
+    if !bosun_bench::in_named_netns(Path::new("/run/netns"))? {
         bail!(
             "pod-net runs the CNI bridge plugin, which changes its network namespace \
              (bridge, veths, ip_forward): run it inside a namespace made for it under \
@@ -136,19 +136,6 @@ fn main() -> anyhow::Result<()> {
         println!("note: no --host-a/--host-b; throughput skipped");
     }
     Ok(())
-}
-
-/// True when this process's network namespace is one of the named ones in
-/// `dir` (made with `ip netns add`), never the machine's own.
-fn in_named_netns(dir: &Path) -> anyhow::Result<bool> {
-    use std::os::unix::fs::MetadataExt as _;
-    let own = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(false);
-    };
-    Ok(entries.flatten().any(|e| {
-        std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == own.dev() && m.ino() == own.ino())
-    }))
 }
 
 /// `ip ARGS`, failing with its stderr.

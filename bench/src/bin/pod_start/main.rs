@@ -113,7 +113,7 @@ fn catch_signals() -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     catch_signals()?;
-    if !in_named_netns(Path::new("/run/netns"))? {
+    if !bosun_bench::in_named_netns(Path::new("/run/netns"))? {
         bail!(
             "pod-start runs the CNI bridge plugin, which changes its network namespace \
              (bridge, veths, ip_forward): run it inside a namespace made for it under \
@@ -187,19 +187,6 @@ fn main() -> anyhow::Result<()> {
         print_bosun(&f, &peer_figures);
     }
     Ok(())
-}
-
-/// True when this process's network namespace is one of the named ones in
-/// `dir` (made with `ip netns add`), never the machine's own.
-fn in_named_netns(dir: &Path) -> anyhow::Result<bool> {
-    use std::os::unix::fs::MetadataExt as _;
-    let own = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(false);
-    };
-    Ok(entries.flatten().any(|e| {
-        std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == own.dev() && m.ino() == own.ino())
-    }))
 }
 
 fn ms(d: Duration) -> f64 {
