@@ -163,49 +163,35 @@ mod tests {
         10
     }
 
-    fn disk(used: u64) -> DiskUse {
-        DiskUse {
+    /// What [`choose`] picks with 10-byte layers, the default policy, a disk
+    /// of 100 bytes with `used` in use, at `now`.
+    fn pick(
+        r: &BTreeMap<String, ImageRecord>,
+        in_use: &HashSet<String>,
+        used: u64,
+        now: i64,
+    ) -> Vec<String> {
+        let disk = DiskUse {
             capacity: 100,
             available: 100 - used,
-        }
+        };
+        choose(r, &ten, in_use, disk, GcPolicy::default(), now)
     }
 
     #[test]
     fn below_the_high_threshold_nothing_goes() {
         let r = records();
-        assert!(choose(
-            &r,
-            &ten,
-            &HashSet::new(),
-            disk(84),
-            GcPolicy::default(),
-            NOW
-        )
-        .is_empty());
+        assert!(pick(&r, &HashSet::new(), 84, NOW).is_empty());
     }
 
     #[test]
     fn the_oldest_unused_images_go_until_the_low_threshold() {
         let r = records();
         // 86 used, low 80: 6 bytes to free; image a frees only "la" (base is shared).
-        let out = choose(
-            &r,
-            &ten,
-            &HashSet::new(),
-            disk(86),
-            GcPolicy::default(),
-            NOW,
-        );
+        let out = pick(&r, &HashSet::new(), 86, NOW);
         assert_eq!(out, vec!["old:1", "old:alias"]);
         // 95 used: 15 to free; a (10) then b (lb + base = 20 in all).
-        let out = choose(
-            &r,
-            &ten,
-            &HashSet::new(),
-            disk(95),
-            GcPolicy::default(),
-            NOW,
-        );
+        let out = pick(&r, &HashSet::new(), 95, NOW);
         assert_eq!(out, vec!["old:1", "old:alias", "mid:1"]);
     }
 
@@ -213,23 +199,9 @@ mod tests {
     fn images_stored_moments_ago_are_kept() {
         let r = records();
         // At 150 s, with a 2-minute minimum age, only images stored by 30 s may go.
-        let out = choose(
-            &r,
-            &ten,
-            &HashSet::new(),
-            disk(99),
-            GcPolicy::default(),
-            149,
-        );
+        let out = pick(&r, &HashSet::new(), 99, 149);
         assert_eq!(out, vec!["old:1", "old:alias", "mid:1"]);
-        let out = choose(
-            &r,
-            &ten,
-            &HashSet::new(),
-            disk(99),
-            GcPolicy::default(),
-            100,
-        );
+        let out = pick(&r, &HashSet::new(), 99, 100);
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -237,9 +209,9 @@ mod tests {
     fn images_in_use_are_never_chosen() {
         let r = records();
         let busy = HashSet::from(["old:alias".to_string(), "b".to_string()]);
-        let out = choose(&r, &ten, &busy, disk(99), GcPolicy::default(), NOW);
+        let out = pick(&r, &busy, 99, NOW);
         assert_eq!(out, vec!["new:1"]);
         let all = HashSet::from(["a".into(), "b".into(), "c".into()]);
-        assert!(choose(&r, &ten, &all, disk(99), GcPolicy::default(), NOW).is_empty());
+        assert!(pick(&r, &all, 99, NOW).is_empty());
     }
 }
