@@ -98,16 +98,7 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
     let mut agent = Agent::start(&master, &host, "node-a");
     agent.import_busybox(IMAGE);
 
-    eventually(60, "the node to be Ready", || {
-        let out = master.kubectl(&[
-            "get",
-            "node",
-            "node-a",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-        ]);
-        (stdout(&out).trim() == "True").then_some(())
-    });
+    master.wait_node_ready("node-a");
 
     master.apply(&httpd_pod("node-a"));
     let running = eventually(60, "pod web to be Running", || {
@@ -349,12 +340,17 @@ fn pods_run_isolated_survive_an_agent_kill_and_leave_nothing_behind() {
         "left behind after deleting the pods: {last}\nagent log:\n{}",
         agent.log_text()
     );
-    let links = Command::new("ip")
-        .args(["-n", &host.name, "-o", "link"])
-        .output()
-        .unwrap();
-    let links = String::from_utf8_lossy(&links.stdout);
-    // lo, eth0 and its peer, and the pod bridge: no pod's veth is left.
+    // lo, eth0 and its peer, and the pod bridge: no pod's veth is left. The
+    // kernel removes a pair once its pod's namespace is gone, a moment later.
+    let links_now = || {
+        let out = Command::new("ip")
+            .args(["-n", &host.name, "-o", "link"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    common::poll(10, || links_now().lines().count() == 4);
+    let links = links_now();
     assert_eq!(links.lines().count(), 4, "links left in the host: {links}");
     assert!(links.contains("bosun0"), "{links}");
 }

@@ -14,18 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::host::{busybox_rootfs, require_root, Agent, TestHost};
-use common::{bosun_bin, eventually, kubectl_bin, ok, require_tool, stdout, Master};
+use common::host::{busybox_rootfs, can_run_pods, Agent, TestHost};
+use common::{bosun_bin, eventually, ok, require_tool, stdout, Master};
 use serde_json::{json, Value};
 
 /// Root and the tools, or a printed skip (a failure under CI).
 fn can_run(what: &str) -> bool {
-    require_root(what)
-        && require_tool(&kubectl_bin(), "kubectl drives the cluster")
-        && require_tool(
-            Path::new("/bin/busybox"),
-            "images are made from busybox-static",
-        )
+    can_run_pods(what)
         && require_tool(
             Path::new("/usr/bin/docker-registry"),
             "the registry (docker-registry)",
@@ -285,10 +280,6 @@ fn layers(
         .collect()
 }
 
-fn apply(master: &Master, manifest: &str) {
-    ok(master.kubectl_with(&kubectl_bin(), &["apply", "-f", "-"], Some(manifest)));
-}
-
 fn pod(name: &str, node: &str, image: &str, policy: Option<&str>, secret: Option<&str>) -> String {
     let policy = policy.map_or(String::new(), |p| format!("    imagePullPolicy: {p}\n"));
     let secret = secret.map_or(String::new(), |s| {
@@ -301,18 +292,10 @@ fn pod(name: &str, node: &str, image: &str, policy: Option<&str>, secret: Option
     )
 }
 
-fn pod_json(master: &Master, name: &str) -> Option<Value> {
-    let out = master.kubectl(&["get", "pod", name, "-o", "json"]);
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
 /// Waits for pod `name` to run and checks that it runs `marker`'s image.
 fn wait_running_with(master: &Master, name: &str, marker: &str) -> Value {
     let p = eventually(90, &format!("pod {name} to run"), || {
-        let p = pod_json(master, name)?;
+        let p = master.pod_json(name)?;
         (p["status"]["phase"] == "Running").then_some(p)
     });
     let logs = eventually(30, &format!("the output of {name}"), || {
@@ -326,7 +309,7 @@ fn wait_running_with(master: &Master, name: &str, marker: &str) -> Value {
 /// The waiting state of the pod's first container, once its reason is one of `reasons`.
 fn wait_waiting(master: &Master, name: &str, reasons: &[&str]) -> Value {
     eventually(90, &format!("pod {name} to wait with {reasons:?}"), || {
-        let p = pod_json(master, name)?;
+        let p = master.pod_json(name)?;
         let w = p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
         reasons.iter().any(|r| w["reason"] == *r).then_some(w)
     })
@@ -358,19 +341,6 @@ fn image_list(agent: &Agent) -> String {
     run(Command::new(bosun_bin())
         .args(["image", "ls", "--data-dir"])
         .arg(agent.data_dir()))
-}
-
-fn wait_node_ready(master: &Master, node: &str) {
-    eventually(60, "the node to be Ready", || {
-        let out = master.kubectl(&[
-            "get",
-            "node",
-            node,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-        ]);
-        (stdout(&out).trim() == "True").then_some(())
-    });
 }
 
 #[test]
@@ -470,7 +440,7 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
             &private.addr,
         ],
     );
-    wait_node_ready(&master, "node-a");
+    master.wait_node_ready("node-a");
     let secret = |name: &str, password: &str| {
         ok(master.kubectl(&[
             "create",
@@ -487,42 +457,30 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
 
     let shared_layer = layers(&host, &public, "app/shared", "latest", None).remove(0);
     let n = "node-a";
-    apply(
-        &master,
-        &pod("gzip", n, &format!("{p}/app/gzip:1"), None, None),
-    );
-    apply(
-        &master,
-        &pod("zstd", n, &format!("{p}/app/zstd:1"), Some("Always"), None),
-    );
-    apply(
-        &master,
-        &pod("multi", n, &format!("{p}/app/multi:1"), None, None),
-    );
-    apply(
-        &master,
-        &pod(
-            "private",
-            n,
-            &format!("{}/team/private:1", private.addr),
-            None,
-            Some("good"),
-        ),
-    );
-    apply(
-        &master,
-        &pod(
-            "denied",
-            n,
-            &format!("{}/team/private:1", private.addr),
-            Some("Always"),
-            Some("bad"),
-        ),
-    );
-    apply(
-        &master,
-        &pod("broken", n, &format!("{p}/app/corrupt:1"), None, None),
-    );
+    master.apply(&pod("gzip", n, &format!("{p}/app/gzip:1"), None, None));
+    master.apply(&pod(
+        "zstd",
+        n,
+        &format!("{p}/app/zstd:1"),
+        Some("Always"),
+        None,
+    ));
+    master.apply(&pod("multi", n, &format!("{p}/app/multi:1"), None, None));
+    master.apply(&pod(
+        "private",
+        n,
+        &format!("{}/team/private:1", private.addr),
+        None,
+        Some("good"),
+    ));
+    master.apply(&pod(
+        "denied",
+        n,
+        &format!("{}/team/private:1", private.addr),
+        Some("Always"),
+        Some("bad"),
+    ));
+    master.apply(&pod("broken", n, &format!("{p}/app/corrupt:1"), None, None));
     // Two pods of one image at once (":latest" means imagePullPolicy Always).
     let shared = format!("{p}/app/shared");
     let two = format!(
@@ -530,7 +488,7 @@ fn pods_run_from_registry_images_verified_authenticated_and_fetched_once() {
         pod("shared-a", n, &shared, None, None),
         pod("shared-b", n, &shared, None, None)
     );
-    apply(&master, &two);
+    master.apply(&two);
 
     let gz = wait_running_with(&master, "gzip", "image-gzip");
     let image_id = gz["status"]["containerStatuses"][0]["imageID"]
@@ -622,7 +580,7 @@ fn a_registry_killed_mid_pull_fails_cleanly_and_the_retry_succeeds() {
         "node-a",
         &["--insecure-registry", &registry.addr],
     );
-    wait_node_ready(&master, "node-a");
+    master.wait_node_ready("node-a");
     // Slow the host's loopback (where registry traffic goes) to ~5 MB/s so the
     // pull takes seconds; removed before the retry.
     let shape = |verb: &str, qdisc: &[&str]| {
@@ -637,7 +595,7 @@ fn a_registry_killed_mid_pull_fails_cleanly_and_the_retry_succeeds() {
         &["tbf", "rate", "40mbit", "burst", "64kb", "latency", "500ms"],
     );
 
-    apply(&master, &pod("big", "node-a", &image, None, None));
+    master.apply(&pod("big", "node-a", &image, None, None));
     // A layer being unpacked shows up in the store's tmp/: then kill the registry.
     let tmp = agent.data_dir().join("content/tmp");
     let deadline = Instant::now() + Duration::from_secs(60);

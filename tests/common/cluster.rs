@@ -107,16 +107,7 @@ impl Cluster {
     /// Waits until every agent's node is Ready.
     pub fn wait_nodes_ready(&self) {
         for a in &self.agents {
-            super::eventually(60, &format!("node {} Ready", a.node_name), || {
-                let out = self.kubectl(&[
-                    "get",
-                    "node",
-                    &a.node_name,
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                ]);
-                (super::stdout(&out).trim() == "True").then_some(())
-            });
+            self.master.wait_node_ready(&a.node_name);
         }
     }
 

@@ -174,6 +174,21 @@ impl Master {
         ok(self.kubectl_with(&kubectl_bin(), &["apply", "-f", "-"], Some(manifest)))
     }
 
+    /// Waits until Node `node` is Ready.
+    #[track_caller]
+    pub fn wait_node_ready(&self, node: &str) {
+        eventually(60, &format!("node {node} Ready"), || {
+            let out = self.kubectl(&[
+                "get",
+                "node",
+                node,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ]);
+            (stdout(&out).trim() == "True").then_some(())
+        });
+    }
+
     /// The pod `name` (default namespace) as JSON, or `None` when it is not there.
     pub fn pod_json(&self, name: &str) -> Option<serde_json::Value> {
         let out = self.kubectl(&["get", "pod", name, "-o", "json"]);
